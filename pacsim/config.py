@@ -1,0 +1,281 @@
+"""Validated, frozen config models and TOML loading.
+
+A sweep file has a ``name``, the ``seeds``, a ``base`` run (``[base.concept]``,
+``[base.model]``, ``[base.train]``), a ``grid`` of lists of values for any ``base`` keys
+(``"concept.L" = [4, 8, 16]``, or the nested form ``[grid.concept] L = [...]``) and the
+sample-complexity ``target``. Unknown keys are rejected, values are type-checked strictly
+(``"8"`` is not an integer), and every error is one line naming the key path, the bad value and
+what is allowed, raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .concepts.links import LINKS
+from .errors import ConfigError
+
+PosInt = Annotated[int, Field(ge=1)]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+LinkName = Literal[tuple(LINKS)]  # type: ignore[valid-type]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ConceptConfig(_Frozen):
+    """The target (AZL concept class, all-past variant; see :mod:`pacsim.concepts.azl`)."""
+
+    family: Literal["azl"] = "azl"
+    variant: Literal["all-past"] = "all-past"
+    L: Annotated[int, Field(ge=3, le=4096)] = 8  #: sequence length, start token included
+    d_x: Annotated[int, Field(ge=2, le=4096)] = 8  #: token dimension
+    d: Annotated[int, Field(ge=1, le=64)] = 1  #: output dimension
+    p: Annotated[int, Field(ge=1, le=64)] = 1  #: hidden units per (i -> j) pair
+    links: Annotated[tuple[LinkName, ...], Field(min_length=1)] = ("sin",)
+    b: Literal["uniform", "sign"] = "uniform"  #: output coefficients: U[-1, 1] or +-1
+    normalization: Literal["sqrt", "mean", "none"] = "sqrt"  #: label scale c_j
+    noise: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  #: label noise std
+
+    @field_validator("links", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, v):
+        return tuple(v) if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _links_fit_p(self):
+        if len(self.links) not in (1, self.p):
+            raise ValueError(f"links has {len(self.links)} entries; allowed: 1 or p = {self.p}")
+        return self
+
+
+class ModelConfig(_Frozen):
+    """The learner: Elman ReLU RNN in AZL mode (see :mod:`pacsim.models.rnn`)."""
+
+    kind: Literal["rnn"] = "rnn"
+    mode: Literal["azl"] = "azl"
+    m: Annotated[int, Field(ge=1, le=65536)] = 256  #: width
+    eps_x: Annotated[float, Field(gt=0, le=1)] = 0.1  #: token scale of the AZL input normalisation
+    lam: PosFloat = 1.0  #: output scale lambda
+    dtype: Literal["float64", "float32"] = "float64"
+
+
+class TrainConfig(_Frozen):
+    """Vanilla SGD: batch 1, constant step, no momentum, weight decay or clipping."""
+
+    protocol: Literal["online", "finite"] = "online"
+    #: step size, or a list of step sizes to choose from per cell on the validation set
+    lr: PosFloat | Annotated[tuple[PosFloat, ...], Field(min_length=1)] = 0.5
+    #: "ntk": eta = lr / T with T the per-sample NTK trace (rnn.ntk_trace); "raw": eta = lr
+    lr_units: Literal["ntk", "raw"] = "ntk"
+    epochs: PosInt = 10  #: finite protocol: passes over the N samples, reshuffled each epoch
+    n_test: Annotated[int, Field(ge=2)] = 1000  #: held-out test samples
+    n_val: Annotated[int, Field(ge=2)] = 500  #: validation samples (used to choose lr)
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr_values(cls, v):
+        values = v if isinstance(v, list | tuple) else [v]
+        ok = values and all(_is_positive_number(x) for x in values)
+        if not ok:
+            raise ValueError("allowed: a positive number or a non-empty list of positive numbers")
+        if len(set(values)) != len(values):
+            raise ValueError("duplicate step sizes; list each once")
+        return tuple(values) if isinstance(v, list | tuple) else v
+
+    @property
+    def lrs(self) -> tuple[float, ...]:
+        """The candidate step sizes (one when ``lr`` is a number)."""
+        return self.lr if isinstance(self.lr, tuple) else (self.lr,)
+
+
+class TargetConfig(_Frozen):
+    """What counts as learned, and how hard to look for N_eps."""
+
+    eps: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.2  #: normalised test error target
+    n_min: PosInt = 16  #: smallest N tried (first checkpoint for the online protocol)
+    n_max: PosInt = 16384  #: sample budget; a cell that needs more is censored
+    points_per_doubling: Annotated[int, Field(ge=1, le=32)] = 4  #: online checkpoint density
+    grid_factor: Annotated[float, Field(gt=1, le=16)] = 2.0  #: finite: geometric bracketing ratio
+    rel_tol: Annotated[float, Field(gt=0, lt=1)] = 0.1  #: finite: bisect until hi/lo - 1 <= rel_tol
+    n_boot: Annotated[int, Field(ge=100)] = 1000  #: bootstrap resamples over seeds
+    ci: Annotated[float, Field(gt=0, lt=1)] = 0.95  #: confidence level
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.n_min > self.n_max:
+            raise ValueError(f"n_min = {self.n_min} exceeds n_max = {self.n_max}")
+        return self
+
+
+class RunSpec(_Frozen):
+    """Everything about one cell of a sweep but the seed and N."""
+
+    concept: ConceptConfig = ConceptConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class SweepConfig(_Frozen):
+    """A sweep: the grid of cells, the seeds and the sample-complexity target."""
+
+    name: Annotated[str, Field(pattern=_NAME, max_length=100)]
+    seeds: Annotated[tuple[Annotated[int, Field(ge=0, lt=2**63)], ...], Field(min_length=1)]
+    base: RunSpec = RunSpec()
+    grid: dict[str, tuple[Any, ...]] = {}
+    target: TargetConfig = TargetConfig()
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v):
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("at least one seed is required")
+            dup = sorted({s for s in v if v.count(s) > 1}, key=str)
+            if dup:
+                raise ValueError(f"duplicate seeds {dup}; each seed may appear once")
+            return tuple(v)
+        return v
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _flatten_grid(cls, v):
+        if not isinstance(v, dict):
+            return v
+        flat = _flatten(v)
+        for key, values in flat.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"{key} must be a non-empty list of values, got {values!r}")
+            if any(values.count(x) > 1 for x in values):
+                raise ValueError(f"{key} has duplicate values {values}")
+        return {k: tuple(vals) for k, vals in flat.items()}
+
+    @model_validator(mode="after")
+    def _grid_keys(self):
+        for key in self.grid:
+            if not _is_field_path(RunSpec, key.split(".")):
+                raise ValueError(
+                    f"grid key {key!r} is not a base setting; allowed: concept.*, model.*, train.*"
+                )
+        self.cells()  # every combination must validate
+        return self
+
+    def cells(self) -> list[tuple[dict[str, Any], RunSpec]]:
+        """Every grid point as ``(grid values, validated RunSpec)``, in grid order."""
+        keys = list(self.grid)
+        out = []
+        base = self.base.model_dump()
+        for combo in itertools.product(*(self.grid[k] for k in keys)):
+            values = dict(zip(keys, combo, strict=True))
+            raw = copy.deepcopy(base)
+            for key, value in values.items():
+                *parents, leaf = key.split(".")
+                node = raw
+                for part in parents:
+                    node = node[part]
+                node[leaf] = list(value) if isinstance(value, tuple) else value
+            try:
+                out.append((values, RunSpec.model_validate(raw)))
+            except ValidationError as e:
+                where = ", ".join(f"{k}={v!r}" for k, v in values.items())
+                raise ValueError(f"grid point ({where}): {_first_error(e, prefix='')}") from None
+        return out
+
+
+def load_sweep(path: str | Path) -> SweepConfig:
+    """Read and validate a sweep TOML file; raise :class:`ConfigError` with a one-line message."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} not found") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {e.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    return parse_sweep(raw, source=str(path))
+
+
+def parse_sweep(raw: dict, source: str = "config") -> SweepConfig:
+    """Validate a sweep from a dict (as parsed from TOML)."""
+    try:
+        return SweepConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {_first_error(e)}") from None
+
+
+def geometric_grid(lo: int, hi: int, per_doubling: int) -> list[int]:
+    """Integers from ``lo`` to ``hi`` (both included), ``per_doubling`` points per factor 2."""
+    k = math.ceil(per_doubling * math.log2(hi / lo) - 1e-9)
+    pts = {round(lo * 2 ** (i / per_doubling)) for i in range(k + 1)}
+    return sorted(p for p in pts | {lo, hi} if lo <= p <= hi)
+
+
+# Internal helpers
+
+
+def _is_positive_number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and 0 < x < math.inf
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _is_field_path(model: type[BaseModel], parts: list[str]) -> bool:
+    field = model.model_fields.get(parts[0])
+    if field is None:
+        return False
+    if len(parts) == 1:
+        return not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel))
+    sub = field.annotation
+    return isinstance(sub, type) and issubclass(sub, BaseModel) and _is_field_path(sub, parts[1:])
+
+
+def _first_error(e: ValidationError, prefix: str | None = None) -> str:
+    """One line for the first error: key path, bad value, what is allowed (+ count of others)."""
+    errors = e.errors(include_url=False)
+    err = errors[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(err["loc"][:-1])
+        return f"unknown key {loc!r}; allowed here: {allowed}{more}"
+    if err["type"] == "missing":
+        return f"missing required key {loc!r}{more}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if not loc:
+        return f"{msg}{more}"
+    if isinstance(err["input"], dict):  # a check across keys: the message names them
+        return f"{loc}: {msg}{more}"
+    return f"{loc} = {err['input']!r}: {msg}{more}"
+
+
+def _allowed_keys(loc: tuple) -> str:
+    model: type[BaseModel] = SweepConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return "(see docs)"
+        model = field.annotation
+    return ", ".join(model.model_fields)
