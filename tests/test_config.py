@@ -1,0 +1,78 @@
+"""Config loading: strict, frozen models and one-line errors naming key, value and what is allowed."""
+
+from pathlib import Path
+
+import pytest
+
+from pacsim.config import RunSpec, geometric_grid, load_sweep, parse_sweep
+from pacsim.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sweep(**kw):
+    return {"name": "t", "seeds": [0, 1]} | kw
+
+
+def test_quickstart_config_is_valid():
+    cfg = load_sweep(ROOT / "configs" / "quickstart.toml")
+    cells = cfg.cells()
+    assert [v["concept.L"] for v, _ in cells] == [4, 6, 8, 12]
+    assert all(spec.concept.L == v["concept.L"] for v, spec in cells)
+    assert cells[0][1].model.m == 128
+
+
+def test_grid_accepts_nested_and_dotted_keys():
+    a = parse_sweep(_sweep(grid={"concept": {"L": [3, 5]}, "model.m": [4, 8]}))
+    assert [(s.concept.L, s.model.m) for _, s in a.cells()] == [(3, 4), (3, 8), (5, 4), (5, 8)]
+
+
+def test_configs_are_frozen():
+    spec = RunSpec()
+    with pytest.raises(Exception, match="frozen"):
+        spec.model.m = 3
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (_sweep(base={"model": {"widht": 3}}), "unknown key 'base.model.widht'; allowed here: kind, mode, m"),
+        (_sweep(base={"model": {"m": -4}}), "base.model.m = -4: Input should be greater than or equal to 1"),
+        (_sweep(base={"model": {"m": "8"}}), "base.model.m = '8': Input should be a valid integer"),
+        (_sweep(base={"concept": {"links": ["tanh"]}}), "base.concept.links.0 = 'tanh': Input should be 'z2'"),
+        (_sweep(base={"train": {"lr": [0.1, -1]}}), "base.train.lr = [0.1, -1]: allowed: a positive"),
+        (_sweep(base={"train": {"protocol": "batch"}}), "Input should be 'online' or 'finite'"),
+        (_sweep(seeds=[0, 0]), "duplicate seeds [0]"),
+        (_sweep(seeds=[]), "at least one seed"),
+        (_sweep(grid={"concept.L": []}), "grid: concept.L must be a non-empty list"),
+        (_sweep(grid={"concept.L": [2, 4]}), "grid point (concept.L=2): concept.L = 2"),
+        (_sweep(grid={"seed": [1]}), "grid key 'seed' is not a base setting"),
+        (_sweep(grid={"model.m": [4, 4]}), "model.m has duplicate values"),
+        (_sweep(target={"n_min": 100, "n_max": 10}), "n_min = 100 exceeds n_max = 10"),
+        (_sweep(name="a b"), "name = 'a b': String should match pattern"),
+        ({"seeds": [0]}, "missing required key 'name'"),
+        (_sweep(tagret={}), "unknown key 'tagret'; allowed here: name, seeds, base, grid, target"),
+    ],
+)
+def test_bad_config_gives_one_line_error(raw, message):
+    with pytest.raises(ConfigError) as e:
+        parse_sweep(raw, source="x.toml")
+    text = str(e.value)
+    assert text.startswith("x.toml: ") and message in text
+    assert "\n" not in text
+
+
+def test_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_sweep(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_sweep(bad)
+
+
+def test_geometric_grid():
+    assert geometric_grid(16, 64, 1) == [16, 32, 64]
+    assert geometric_grid(16, 64, 2) == [16, 23, 32, 45, 64]
+    assert geometric_grid(10, 10, 4) == [10]
+    assert geometric_grid(16, 100, 1) == [16, 32, 64, 100]  # the budget is always a checkpoint

@@ -1,0 +1,68 @@
+"""One run: protocols, seed discipline, divergence."""
+
+import numpy as np
+import numpy.testing as npt
+
+from pacsim import train
+from pacsim.config import RunSpec
+
+SPEC = {"concept": {"L": 4, "d_x": 3}, "model": {"m": 8}, "train": {"n_test": 50, "n_val": 20}}
+
+
+def _spec(**over):
+    raw = {k: dict(v) for k, v in SPEC.items()}
+    for key, value in over.items():
+        part, name = key.split("__")
+        raw[part][name] = value
+    return RunSpec.model_validate(raw)
+
+
+def test_online_run_records_every_checkpoint_and_learns():
+    res = train.run(_spec(model__m=32), seed=0, lr=1.0, checkpoints=[16, 256, 2048])
+    assert res.status == "ok" and [r["n"] for r in res.rows] == [16, 256, 2048]
+    errs = [r["test_nmse"] for r in res.rows]
+    assert errs[-1] < 0.5 * errs[0]
+    assert all(np.isnan(r["val_nmse"]) for r in res.rows)
+
+
+def test_online_run_does_not_depend_on_chunk_size(monkeypatch):
+    a = train.run(_spec(), seed=3, lr=0.5, checkpoints=[10, 40])
+    monkeypatch.setattr(train, "CHUNK", 7)
+    b = train.run(_spec(), seed=3, lr=0.5, checkpoints=[10, 40])
+    assert a.rows == b.rows
+
+
+def test_width_and_budget_keep_target_and_test_set():
+    """Changing m or N changes neither the concept nor the test set (separate streams)."""
+    a = train.run(_spec(model__m=8), seed=1, lr=0.5, checkpoints=[20])
+    b = train.run(_spec(model__m=16), seed=1, lr=0.5, checkpoints=[20, 40])
+    c = train.run(_spec(train__protocol="finite"), seed=1, lr=0.5, checkpoints=[30])
+    assert a.test_label_var == b.test_label_var == c.test_label_var
+    assert a.rows[0]["test_nmse"] != b.rows[0]["test_nmse"]
+
+
+def test_finite_protocol_trains_epochs_and_validates():
+    res = train.run(_spec(train__protocol="finite", train__epochs=3), seed=0, lr=0.5,
+                    checkpoints=[30], validate=True)
+    assert res.status == "ok" and len(res.rows) == 1
+    row = res.rows[0]
+    assert row["n"] == 30 and np.isfinite(row["val_nmse"]) and np.isfinite(row["train_loss"])
+
+
+def test_divergence_is_recorded_with_its_step():
+    """A step size 50 times past the stability limit blows the loss up within a few steps."""
+    unstable = {"concept__L": 16, "model__eps_x": 1.0}
+    res = train.run(_spec(**unstable), seed=0, lr=100.0, checkpoints=[2, 64])
+    assert res.status == "diverged" and 3 <= res.diverged_step <= 64
+    assert [r["n"] for r in res.rows] == [2]  # rows stop before the blow-up
+    assert np.isfinite(res.rows[0]["test_nmse"])
+    fin = train.run(_spec(train__protocol="finite", **unstable), seed=0, lr=100.0, checkpoints=[20])
+    assert fin.status == "diverged" and fin.rows == [] and fin.diverged_step >= 1
+    ok = train.run(_spec(**unstable), seed=0, lr=1.0, checkpoints=[2, 64])
+    assert ok.status == "ok" and ok.diverged_step is None
+
+
+def test_float32_run_tracks_float64():
+    a = train.run(_spec(model__eps_x=0.5), seed=2, lr=0.5, checkpoints=[64])
+    b = train.run(_spec(model__eps_x=0.5, model__dtype="float32"), seed=2, lr=0.5, checkpoints=[64])
+    npt.assert_allclose(b.rows[0]["test_nmse"], a.rows[0]["test_nmse"], rtol=1e-3)
