@@ -1,7 +1,7 @@
 """The one place where Numba options are set.
 
 Every jitted function in pacsim is decorated with :data:`jit`. Fast-math is enabled only with
-the flag set that keeps NaN/Inf semantics (no ``nnan``/``ninf``): ``fastmath=True`` lets LLVM
+the flag set that keeps NaN/Inf semantics (no ``nnan``/``ninf``): plain ``fastmath`` (all flags) lets LLVM
 delete ``np.isnan``/``np.isinf`` checks, and pacsim must detect diverging SGD runs
 (numba/numba#2919, stumpy-dev/stumpy#708).
 """
