@@ -15,57 +15,46 @@ import itertools
 import math
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from .concepts.links import LINKS
 from .errors import ConfigError
 
-PosInt = Annotated[int, Field(ge=1)]
-PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-LinkName = Literal[tuple(LINKS)]  # type: ignore[valid-type]
+from . import concepts, learners
+from ._config_base import Frozen as _Frozen
+from ._config_base import PosFloat, PosInt
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+def _union(registry: dict, key: str, default: str, section: str):
+    """The configs of a registry as one type, discriminated by ``key`` (default ``default``)."""
+
+    def tag(v):
+        return v.get(key, default) if isinstance(v, dict) else getattr(v, key, None)
+
+    members = tuple(Annotated[mod.Config, Tag(name)] for name, mod in registry.items())
+    allowed = ", ".join(repr(n) for n in registry)
+    return Annotated[
+        Union[members],  # noqa: UP007 - a runtime-built union
+        Discriminator(tag, custom_error_type="unknown_tag",
+                      custom_error_message=f"unknown {section}.{key}; allowed: {allowed}"),
+    ]
 
 
-class ConceptConfig(_Frozen):
-    """The target (AZL concept class, all-past variant; see :mod:`pacsim.concepts.azl`)."""
-
-    family: Literal["azl"] = "azl"
-    variant: Literal["all-past"] = "all-past"
-    L: Annotated[int, Field(ge=3, le=4096)] = 8  #: sequence length, start token included
-    d_x: Annotated[int, Field(ge=2, le=4096)] = 8  #: token dimension
-    d: Annotated[int, Field(ge=1, le=64)] = 1  #: output dimension
-    p: Annotated[int, Field(ge=1, le=64)] = 1  #: hidden units per (i -> j) pair
-    links: Annotated[tuple[LinkName, ...], Field(min_length=1)] = ("sin",)
-    b: Literal["uniform", "sign"] = "uniform"  #: output coefficients: U[-1, 1] or +-1
-    normalization: Literal["sqrt", "mean", "none"] = "sqrt"  #: label scale c_j
-    noise: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  #: label noise std
-
-    @field_validator("links", mode="before")
-    @classmethod
-    def _list_to_tuple(cls, v):
-        return tuple(v) if isinstance(v, list) else v
-
-    @model_validator(mode="after")
-    def _links_fit_p(self):
-        if len(self.links) not in (1, self.p):
-            raise ValueError(f"links has {len(self.links)} entries; allowed: 1 or p = {self.p}")
-        return self
-
-
-class ModelConfig(_Frozen):
-    """The learner: Elman ReLU RNN in AZL mode (see :mod:`pacsim.models.rnn`)."""
-
-    kind: Literal["rnn"] = "rnn"
-    mode: Literal["azl"] = "azl"
-    m: Annotated[int, Field(ge=1, le=65536)] = 256  #: width
-    eps_x: Annotated[float, Field(gt=0, le=1)] = 0.1  #: token scale of the AZL input normalisation
-    lam: PosFloat = 1.0  #: output scale lambda
-    dtype: Literal["float64", "float32"] = "float64"
+#: ``[base.concept]``: one of the families of :data:`pacsim.concepts.FAMILIES`, by ``family``.
+ConceptConfig = _union(concepts.FAMILIES, "family", "azl", "concept")
+#: ``[base.model]``: one of the learners of :data:`pacsim.learners.LEARNERS`, by ``kind``.
+ModelConfig = _union(learners.LEARNERS, "kind", "rnn", "model")
+#: The sections whose class is chosen by a tag, and the registries of their classes.
+_TAGGED = {"concept": concepts.FAMILIES, "model": learners.LEARNERS}
 
 
 class TrainConfig(_Frozen):
@@ -119,9 +108,18 @@ class TargetConfig(_Frozen):
 class RunSpec(_Frozen):
     """Everything about one cell of a sweep but the seed and N."""
 
-    concept: ConceptConfig = ConceptConfig()
-    model: ModelConfig = ModelConfig()
+    concept: ConceptConfig = concepts.azl.Config()
+    model: ModelConfig = learners.rnn.Config()
     train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _learner_fits_concept(self):
+        kind = concepts.FAMILIES[self.concept.family].KIND
+        try:
+            learners.check(self.model, kind)
+        except learners.LearnerError as e:
+            raise ValueError(str(e)) from None
+        return self
 
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -159,27 +157,38 @@ class SweepConfig(_Frozen):
                 raise ValueError(f"{key} must be a non-empty list of values, got {values!r}")
             if any(values.count(x) > 1 for x in values):
                 raise ValueError(f"{key} has duplicate values {values}")
+            if key in _TAGGED and not all(isinstance(x, dict) for x in values):
+                raise ValueError(f"{key} must be a list of tables ([[grid.{key}]] entries)")
         return {k: tuple(vals) for k, vals in flat.items()}
 
     @model_validator(mode="after")
     def _grid_keys(self):
         for key in self.grid:
-            if not _is_field_path(RunSpec, key.split(".")):
+            if not (key in _TAGGED or _is_field_path(RunSpec, key.split("."))):
                 raise ValueError(
-                    f"grid key {key!r} is not a base setting; allowed: concept.*, model.*, train.*"
+                    f"grid key {key!r} is not a base setting; allowed: concept.*, model.*, "
+                    "train.*, or a list of whole concept or model tables"
                 )
         self.cells()  # every combination must validate
         return self
 
     def cells(self) -> list[tuple[dict[str, Any], RunSpec]]:
-        """Every grid point as ``(grid values, validated RunSpec)``, in grid order."""
+        """Every grid point as ``(grid values, validated RunSpec)``, in grid order.
+
+        A whole-section grid key (``[[grid.model]]`` tables) is applied first: its table is
+        merged over the base section's keys that the table's family or kind also has. Dotted
+        keys are applied after it.
+        """
         keys = list(self.grid)
         out = []
         base = self.base.model_dump()
         for combo in itertools.product(*(self.grid[k] for k in keys)):
             values = dict(zip(keys, combo, strict=True))
             raw = copy.deepcopy(base)
-            for key, value in values.items():
+            for key, value in sorted(values.items(), key=lambda kv: "." in kv[0]):
+                if key in _TAGGED:
+                    raw[key] = _merge_section(key, base[key], value)
+                    continue
                 *parents, leaf = key.split(".")
                 node = raw
                 for part in parents:
@@ -188,9 +197,14 @@ class SweepConfig(_Frozen):
             try:
                 out.append((values, RunSpec.model_validate(raw)))
             except ValidationError as e:
-                where = ", ".join(f"{k}={v!r}" for k, v in values.items())
-                raise ValueError(f"grid point ({where}): {_first_error(e, prefix='')}") from None
+                where = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
+                raise ValueError(f"grid point ({where}): {_first_error(e)}") from None
         return out
+
+
+def section_label(value: Any) -> Any:
+    """A short label for a grid value: a whole-section table becomes ``"rnn(m=128)"``."""
+    return _short(value) if isinstance(value, dict) else value
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -243,6 +257,10 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def _is_field_path(model: type[BaseModel], parts: list[str]) -> bool:
+    """Whether ``parts`` names a leaf setting. Keys inside the tagged sections (concept, model)
+    depend on the family or kind, so they are checked when each grid point is validated."""
+    if model is RunSpec and parts[0] in _TAGGED:
+        return len(parts) > 1
     field = model.model_fields.get(parts[0])
     if field is None:
         return False
@@ -252,12 +270,42 @@ def _is_field_path(model: type[BaseModel], parts: list[str]) -> bool:
     return isinstance(sub, type) and issubclass(sub, BaseModel) and _is_field_path(sub, parts[1:])
 
 
-def _first_error(e: ValidationError, prefix: str | None = None) -> str:
+def _merge_section(section: str, base: dict, table: dict) -> dict:
+    """``table`` over the keys of ``base`` that the table's class also has."""
+    tag_key = "family" if section == "concept" else "kind"
+    registry = _TAGGED[section]
+    tag = table.get(tag_key, base[tag_key])
+    fields = registry[tag].Config.model_fields if tag in registry else {}
+    inherited = {k: v for k, v in base.items() if k in fields and k != tag_key}
+    return {**inherited, **table, tag_key: tag}
+
+
+def _short(value: Any) -> str:
+    if not isinstance(value, dict):
+        return repr(value)
+    tag = value.get("kind", value.get("family"))
+    rest = ",".join(f"{k}={v}" for k, v in value.items() if k not in ("kind", "family"))
+    return f"{tag}({rest})" if rest else str(tag)
+
+
+def _clean_loc(loc: tuple) -> tuple:
+    """Drop the union tag pydantic inserts after a tagged section (``model.rnn.m`` -> ``model.m``)."""
+    out = []
+    for i, part in enumerate(loc):
+        if i > 0 and loc[i - 1] in _TAGGED and part in _TAGGED[loc[i - 1]]:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _first_error(e: ValidationError) -> str:
     """One line for the first error: key path, bad value, what is allowed (+ count of others)."""
     errors = e.errors(include_url=False)
     err = errors[0]
-    loc = ".".join(str(p) for p in err["loc"])
+    loc = ".".join(str(p) for p in _clean_loc(err["loc"]))
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if err["type"] == "unknown_tag":
+        return f"{loc}: {err['msg']}{more}"
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(err["loc"][:-1])
         return f"unknown key {loc!r}; allowed here: {allowed}{more}"
@@ -272,10 +320,20 @@ def _first_error(e: ValidationError, prefix: str | None = None) -> str:
 
 
 def _allowed_keys(loc: tuple) -> str:
-    model: type[BaseModel] = SweepConfig
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+    parts = list(loc)
+    model: type[BaseModel] = RunSpec if parts and parts[0] in RunSpec.model_fields else SweepConfig
+    while parts:
+        part = str(parts.pop(0))
+        field = model.model_fields.get(part)
+        if field is None:
+            return "(see docs)"
+        if part in _TAGGED and model is RunSpec:
+            tag = str(parts.pop(0)) if parts else None
+            if tag not in _TAGGED[part]:
+                return "(see docs)"
+            model = _TAGGED[part][tag].Config
+            continue
+        if not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
             return "(see docs)"
         model = field.annotation
     return ", ".join(model.model_fields)

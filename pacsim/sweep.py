@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import samples, train
-from .config import RunSpec, SweepConfig, geometric_grid
+from . import learners, samples, train
+from .config import RunSpec, SweepConfig, geometric_grid, section_label
 from .store import RunDir, provenance, run_id, write_atomic, write_parquet
 
 #: Environment of worker processes: one thread each for BLAS and Numba (a process per core).
@@ -102,9 +102,8 @@ def run_sweep(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=0, unit="run", disable=None if progress is None else not progress)
-    from .models import rnn
-
-    rnn.warmup({spec.model.dtype for _, spec in cells})  # compile once, before workers start
+    # compile once, before workers start
+    learners.warmup({(spec.model.kind, getattr(spec.model, "dtype", "float64")) for _, spec in cells})
     with _worker_env(), cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn")
     ) as pool:
@@ -175,7 +174,7 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
         base.update({"train.lr": unit.lr, "seed": unit.seed, "eta": res["eta"],
                      "status": res["status"], "diverged_step": res["diverged_step"],
                      "error": res.get("error"), "test_label_var": res["test_label_var"],
-                     "wall_s": res["wall_s"], **rec["provenance"]})
+                     "wall_s": res["wall_s"], **res.get("info", {}), **rec["provenance"]})
         by_n = {r["n"]: r for r in res["rows"]}
         for n in unit.checkpoints:  # a checkpoint after a divergence or failure is not reached
             r = by_n.get(n)
@@ -195,7 +194,7 @@ def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame) -> p
     out = []
     for cell, (values, spec) in enumerate(cells):
         df = results[results["cell"] == cell]
-        lrs = list(spec.train.lrs)
+        lrs = list(unit_lrs(spec))
         seeds = list(cfg.seeds)
         ns = np.array(sorted(df["n"].unique()))
         err = np.full((len(lrs), len(seeds), len(ns)), np.nan)
@@ -207,12 +206,19 @@ def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame) -> p
         val[r, s, k] = df["val_nmse"].to_numpy()
         rng = np.random.default_rng(np.random.SeedSequence([cell, *seeds]))
         est = samples.n_eps(err, val, ns, lrs, t.eps, n_boot=t.n_boot, ci=t.ci, rng=rng)
-        out.append({"cell": cell, "cell_id": cell_id(spec), **values,
+        labels = {k: section_label(v) for k, v in values.items()}
+        out.append({"cell": cell, "cell_id": cell_id(spec), **labels,
                     "protocol": spec.train.protocol, "eps": t.eps, "n_max": t.n_max,
                     "n_seeds": len(seeds), "n_eps": est.n_eps, "ci_lo": est.ci_lo,
                     "ci_hi": est.ci_hi, "censored": est.censored, "lr_at_n_eps": est.lr_at_n_eps,
                     "ci": t.ci})
     return pd.DataFrame(out)
+
+
+def unit_lrs(spec: RunSpec) -> tuple[float, ...]:
+    """The step sizes a cell runs: ``train.lr`` for SGD learners; ``(0.0,)`` (meaning "none")
+    for closed-form learners, which have no step size."""
+    return spec.train.lrs if learners.LEARNERS[spec.model.kind].SGD else (0.0,)
 
 
 def cell_id(spec: RunSpec) -> str:
@@ -256,9 +262,9 @@ def _batch(cfg: SweepConfig, cell: int, spec: RunSpec, n: int) -> list[Unit]:
         checkpoints = tuple(geometric_grid(t.n_min, n, t.points_per_doubling))
     else:
         checkpoints = (n,)
-    validate = len(spec.train.lrs) > 1
-    return [Unit(cell, spec, seed, lr, checkpoints, validate)
-            for seed in cfg.seeds for lr in spec.train.lrs]
+    lrs = unit_lrs(spec)
+    validate = len(lrs) > 1
+    return [Unit(cell, spec, seed, lr, checkpoints, validate) for seed in cfg.seeds for lr in lrs]
 
 
 def _reached(cfg: SweepConfig, batch: list[Unit], records: dict) -> bool:
@@ -284,7 +290,7 @@ def _run_unit(unit: Unit) -> dict:
         res = train.run(unit.spec, unit.seed, unit.lr, unit.checkpoints, unit.validate)
         return {"rows": res.rows, "status": res.status, "diverged_step": res.diverged_step,
                 "eta": res.eta, "test_label_var": res.test_label_var, "wall_s": res.wall_s,
-                "error": None}
+                "info": res.info, "error": None}
     except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
         return {"rows": [], "status": "failed", "diverged_step": None, "eta": np.nan,
                 "test_label_var": np.nan, "wall_s": 0.0,
@@ -301,6 +307,9 @@ def _record(unit: Unit, fut: cf.Future) -> dict:
 
 
 def _steps(unit: Unit, n: int) -> int:
+    """SGD steps taken by checkpoint ``n`` (0 for closed-form learners)."""
+    if not learners.LEARNERS[unit.spec.model.kind].SGD:
+        return 0
     return n if unit.spec.train.protocol == "online" else n * unit.spec.train.epochs
 
 

@@ -1,4 +1,4 @@
-"""One training run: a seeded target, a fresh RNN, vanilla SGD, test error at checkpoints.
+"""One run: a seeded target, a fresh learner, vanilla SGD (or a closed-form fit), test errors.
 
 Two protocols (``train.protocol``):
 
@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import concepts
+from . import concepts, learners
 from .config import RunSpec
-from .models import rnn
 from .seeding import streams
 
 #: Online samples are drawn and trained in chunks of at most this many steps.
@@ -40,10 +39,11 @@ class RunResult:
     eta: float = math.nan  #: the raw SGD step size used
     test_label_var: float = math.nan  #: label variance on the test set (the nmse denominator)
     wall_s: float = 0.0
+    info: dict = field(default_factory=dict)  #: concept_info.* and learner_info.* scalars
 
 
 def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False) -> RunResult:
-    """Train one network and evaluate it.
+    """Train (or fit) one learner and evaluate it.
 
     Parameters
     ----------
@@ -52,52 +52,47 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
     seed : int
         Root seed of the run (split by :func:`pacsim.seeding.streams`).
     lr : float
-        Step size, in ``spec.train.lr_units``.
+        Step size, in ``spec.train.lr_units`` (ignored by closed-form learners).
     checkpoints : sequence of int
-        Online: the sample counts at which to evaluate (increasing); the run trains
-        ``checkpoints[-1]`` steps. Finite: a single ``N``.
+        Online: the sample counts at which to evaluate (increasing); an SGD learner trains
+        ``checkpoints[-1]`` steps, a closed-form learner is fitted on the first ``n`` samples
+        at every checkpoint. Finite: a single ``N``.
     validate : bool
         Also record the error on the validation set (for choosing ``lr``).
     """
     t0 = time.perf_counter()
     s = streams(seed)
-    c, mc, tc = spec.concept, spec.model, spec.train
-    concept = concepts.make(c, s.concept)
-    dtype = np.dtype(mc.dtype)
-
-    def encode(tokens):
-        return rnn.azl_inputs(tokens, mc.eps_x, dtype)
-
-    test = _EvalSet(*concept.sample(tc.n_test, s.eval), encode, concept.positions)
-    val = _EvalSet(*concept.sample(tc.n_val, s.val), encode, concept.positions) if validate else None
-    params = rnn.init_params(mc.m, c.d_x + 1, c.d, s.init, dtype)
-    positions = concept.positions
-    if tc.lr_units == "ntk":
-        eta = lr / rnn.ntk_trace(mc.m, c.L, mc.eps_x, positions, mc.lam)
-    else:
-        eta = lr
-    result = RunResult(eta=eta, test_label_var=test.var)
+    tc = spec.train
+    concept = concepts.make(spec.concept, s.concept)
+    learner = learners.make(spec.model, concept, s.init)
+    test = _EvalSet(*concept.sample(tc.n_test, s.eval), concept, learner)
+    val = _EvalSet(*concept.sample(tc.n_val, s.val), concept, learner) if validate else None
+    result = RunResult(test_label_var=test.var)
+    result.info = {**{f"concept_info.{k}": v for k, v in concept.info().items()}}
 
     def evaluate(n, train_loss):
-        row = {"n": int(n), "train_loss": train_loss, **test.errors(params, mc.lam, "test")}
-        row["val_nmse"] = val.errors(params, mc.lam, "val")["val_nmse"] if val else math.nan
+        row = {"n": int(n), "train_loss": train_loss, **test.errors(learner, "test")}
+        row["val_nmse"] = val.errors(learner, "val")["val_nmse"] if val else math.nan
         if not np.isfinite(row["test_mse"]):  # weights blew up after the last finite loss
             result.status = "diverged"
             result.diverged_step = result.diverged_step or int(n)
         result.rows.append(row)
 
-    def sgd(X, Y, order):
-        n_steps, losses = rnn.sgd_chunk(params, X, Y, eta, mc.lam, positions, order)
-        return n_steps, losses[:n_steps]
-
-    if tc.protocol == "online":
+    if not learner.sgd:
+        X, Y = concept.sample(max(checkpoints), s.data)
+        inputs = learner.encode(X)
+        for n in checkpoints:  # nested training sets: the first n samples
+            learner.fit(inputs[:n], Y[:n], streams(seed).sgd)  # same split rule at every n
+            evaluate(n, math.nan)
+    elif tc.protocol == "online":
+        result.eta = eta = learner.step_size(lr, tc.lr_units)
         done = 0
         for n in checkpoints:
             losses = []
             while done < n:
                 k = min(CHUNK, n - done)
-                tokens, Y = concept.sample(k, s.data)
-                n_steps, chunk_losses = sgd(encode(tokens), Y, None)
+                X, Y = concept.sample(k, s.data)
+                n_steps, chunk_losses = learner.sgd_chunk(learner.encode(X), Y, eta, None)
                 losses.append(chunk_losses)
                 if n_steps < k:
                     result.status, result.diverged_step = "diverged", done + n_steps + 1
@@ -109,32 +104,36 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
             if result.status == "diverged":
                 break
     else:
+        result.eta = eta = learner.step_size(lr, tc.lr_units)
         (N,) = checkpoints
-        tokens, Y = concept.sample(N, s.data)
-        X = encode(tokens)
+        X, Y = concept.sample(N, s.data)
+        inputs = learner.encode(X)
         for epoch in range(tc.epochs):
-            n_steps, losses = sgd(X, Y, s.sgd.permutation(N))
+            n_steps, losses = learner.sgd_chunk(inputs, Y, eta, s.sgd.permutation(N))
             if n_steps < N:
                 result.status, result.diverged_step = "diverged", epoch * N + n_steps + 1
                 break
         else:
             evaluate(N, float(np.mean(losses)))
+    result.info.update({f"learner_info.{k}": v for k, v in learner.info().items()})
     result.wall_s = time.perf_counter() - t0
     return result
 
 
 class _EvalSet:
-    """A held-out labelled set and the errors of a network on it (scored positions only)."""
+    """A held-out labelled set and the errors of a learner on it (scored outputs only).
 
-    def __init__(self, tokens, Y, encode, positions):
-        self.X = encode(tokens)
-        self.Y = Y[:, positions]  # (n, |S|, d), float64
-        self.positions = positions
+    The labels stay here: a learner only ever sees the encoded inputs.
+    """
+
+    def __init__(self, X, Y, concept, learner):
+        self.inputs = learner.encode(X)
+        self.Y = concepts.scored(concept, Y)  # (n, S, d), float64
         # Mean over scored (j, s) of the label variance: the mse of the best constant per output.
         self.var = float(np.mean(np.var(self.Y, axis=0)))
 
-    def errors(self, params, lam, prefix):
-        Yhat = rnn.forward(params, self.X, lam)[:, self.positions].astype(np.float64)
+    def errors(self, learner, prefix):
+        Yhat = learner.predict(self.inputs)
         with np.errstate(over="ignore", invalid="ignore"):
             mse = float(np.mean((Yhat - self.Y) ** 2))
         mse = mse if np.isfinite(mse) else math.inf

@@ -76,3 +76,28 @@ def test_geometric_grid():
     assert geometric_grid(16, 64, 2) == [16, 23, 32, 45, 64]
     assert geometric_grid(10, 10, 4) == [10]
     assert geometric_grid(16, 100, 1) == [16, 32, 64, 100]  # the budget is always a checkpoint
+
+
+def test_grid_of_whole_model_tables_inherits_shared_base_keys():
+    cfg = parse_sweep(_sweep(base={"model": {"m": 64, "eps_x": 0.5}},
+                             grid={"model": [{"kind": "rnn"}, {"kind": "rnn", "m": 8}],
+                                   "model.lam": [1.0, 2.0]}))
+    got = [(v["model"], s.model.m, s.model.eps_x, s.model.lam) for v, s in cfg.cells()]
+    assert got == [({"kind": "rnn"}, 64, 0.5, 1.0), ({"kind": "rnn"}, 64, 0.5, 2.0),
+                   ({"kind": "rnn", "m": 8}, 8, 0.5, 1.0), ({"kind": "rnn", "m": 8}, 8, 0.5, 2.0)]
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (_sweep(base={"model": {"kind": "cnn"}}), "base.model: unknown model.kind; allowed: 'rnn'"),
+        (_sweep(base={"concept": {"family": "x"}}), "base.concept: unknown concept.family; allowed: 'azl'"),
+        (_sweep(grid={"model": [4, 8]}), "grid: model must be a list of tables"),
+        (_sweep(grid={"model": [{"kind": "rnn", "q": 1}]}), "grid point (model=rnn(q=1)): unknown key 'model.q'"),
+        (_sweep(grid={"model.q": [1]}), "grid point (model.q=1): unknown key 'model.q'; allowed here: kind, mode"),
+    ],
+)
+def test_tagged_sections_give_one_line_errors(raw, message):
+    with pytest.raises(ConfigError) as e:
+        parse_sweep(raw, source="x.toml")
+    assert message in str(e.value) and "\n" not in str(e.value)

@@ -5,18 +5,23 @@ from pathlib import Path
 
 import pytest
 
-from pacsim.config import ConceptConfig, ModelConfig, TargetConfig, TrainConfig
+from pacsim.concepts import FAMILIES
+from pacsim.config import TargetConfig, TrainConfig
+from pacsim.learners import LEARNERS
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
 
-
-@pytest.mark.parametrize(
-    "section, model",
-    [("base.concept", ConceptConfig), ("base.model", ModelConfig), ("base.train", TrainConfig),
-     ("target", TargetConfig)],
+SECTIONS = (
+    [(f"`[base.concept]` family `{name}`", mod.Config) for name, mod in FAMILIES.items()]
+    + [(f"`[base.model]` kind `{name}`", mod.Config) for name, mod in LEARNERS.items()]
+    + [("`[base.train]`", TrainConfig), ("`[target]`", TargetConfig)]
 )
+
+
+@pytest.mark.parametrize("section, model", SECTIONS, ids=[s for s, _ in SECTIONS])
 def test_every_config_key_is_documented_with_its_default(section, model):
-    block = DOC.split(f"## `[{section}]`")[1].split("\n## ")[0]
+    assert f"## {section}" in DOC, f"docs/config.md has no section '## {section}'"
+    block = DOC.split(f"## {section}")[1].split("\n## ")[0]
     rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", block, flags=re.M))
     assert set(rows) == set(model.model_fields), section
     for name, field in model.model_fields.items():

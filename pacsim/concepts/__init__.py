@@ -1,34 +1,31 @@
-"""Concept classes: seeded target generators (NumPy only).
+"""Concept classes: seeded target generators (NumPy only), one module per family.
 
-A concept is sampled once from its run's ``concept`` stream and can then label any number of
-inputs: ``tokens, Y = concept.sample(n, rng)``.
+Every family module defines ``Config`` (its ``[base.concept]`` settings, with
+``family: Literal[name]``) and ``make(cfg, rng) -> Concept`` (see :mod:`pacsim.concepts.base`).
+:data:`FAMILIES` is the registry the sweep config is built from: adding a family is adding a
+module and one entry here.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from . import azl
+from .base import Concept, n_scored, scored
 from .links import LINKS
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..config import ConceptConfig
+__all__ = ["FAMILIES", "LINKS", "Concept", "azl", "make", "n_scored", "scored"]
 
-__all__ = ["LINKS", "azl", "make"]
+#: family name -> module with ``Config`` and ``make``.
+FAMILIES: dict[str, ModuleType] = {
+    "azl": azl,
+}
 
 
-def make(cfg: ConceptConfig, rng: np.random.Generator) -> azl.AZLConcept:
-    """Sample the target described by ``cfg`` from ``rng``."""
-    return azl.sample(
-        rng,
-        L=cfg.L,
-        d_x=cfg.d_x,
-        d=cfg.d,
-        p=cfg.p,
-        links=tuple(cfg.links),
-        b=cfg.b,
-        normalization=cfg.normalization,
-        noise=cfg.noise,
-    )
+def make(cfg, rng: np.random.Generator) -> Concept:
+    """Sample the target described by ``cfg`` (any family's ``Config``) from ``rng``."""
+    return FAMILIES[cfg.family].make(cfg, rng)

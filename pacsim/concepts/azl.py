@@ -24,10 +24,44 @@ Notation (0-based positions, sequence length ``L``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
-from .links import link
+from .._config_base import Frozen, NonNegFloat
+from .links import LINKS, link
+
+#: Inputs are token sequences (see :mod:`pacsim.concepts.base`).
+KIND = "sequence"
+
+LinkName = Literal[tuple(LINKS)]  # type: ignore[valid-type]
+
+
+class Config(Frozen):
+    """``family = "azl"``: each output a sum of smooth two-layer networks of earlier tokens."""
+
+    family: Literal["azl"] = "azl"
+    variant: Literal["all-past"] = "all-past"
+    L: Annotated[int, Field(ge=3, le=4096)] = 8  #: sequence length, start position included
+    d_x: Annotated[int, Field(ge=2, le=4096)] = 8  #: token dimension
+    d: Annotated[int, Field(ge=1, le=64)] = 1  #: output dimension
+    p: Annotated[int, Field(ge=1, le=64)] = 1  #: hidden units per (i -> j) pair
+    links: Annotated[tuple[LinkName, ...], Field(min_length=1)] = ("sin",)
+    b: Literal["uniform", "sign"] = "uniform"  #: output coefficients: U[-1, 1] or +-1
+    normalization: Literal["sqrt", "mean", "none"] = "sqrt"  #: label scale c_j
+    noise: NonNegFloat = 0.0  #: label noise std
+
+    @field_validator("links", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, v):
+        return tuple(v) if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _links_fit_p(self):
+        if len(self.links) not in (1, self.p):
+            raise ValueError(f"links has {len(self.links)} entries; allowed: 1 or p = {self.p}")
+        return self
 
 #: Cosine of the angle of the "bias" coordinate: tokens are (sqrt(3)/2 * u, 1/2).
 _TOKEN_SCALE = np.sqrt(3.0) / 2.0
@@ -57,6 +91,13 @@ class AZLConcept:
     links: tuple[str, ...]
     c: np.ndarray
     noise: float
+
+    family = "azl"
+    kind = "sequence"
+
+    def info(self) -> dict[str, float | int | str]:
+        """Recorded with every run: the label scale at the last position."""
+        return {"label_scale_last": float(self.c[-1])}
 
     @property
     def L(self) -> int:  # noqa: N802 - paper notation
@@ -168,3 +209,9 @@ def sample(
 def _unit_rows(v: np.ndarray) -> np.ndarray:
     """Normalise the last axis to unit length (uniform on the sphere for Gaussian ``v``)."""
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def make(cfg: Config, rng: np.random.Generator) -> AZLConcept:
+    """Sample the target described by ``cfg`` from ``rng``."""
+    return sample(rng, L=cfg.L, d_x=cfg.d_x, d=cfg.d, p=cfg.p, links=tuple(cfg.links), b=cfg.b,
+                  normalization=cfg.normalization, noise=cfg.noise)

@@ -1,0 +1,59 @@
+"""What every learner offers to :func:`pacsim.train.run`.
+
+A learner is built once per run from its config, the run's concept and the run's ``init``
+stream, and then either
+
+* trained by vanilla SGD (``sgd = True``): :meth:`Learner.sgd_chunk` takes one step per sample
+  and :meth:`Learner.step_size` converts the config's step size to the raw ``eta``; or
+* fitted in closed form (``sgd = False``: kernels, random features): :meth:`Learner.fit` on the
+  training samples only, choosing its own hyper-parameters on a split of them.
+
+In both cases :meth:`Learner.predict` gives the scored outputs, shape (n, S, d), float64, which
+the run compares with :func:`pacsim.concepts.scored` labels of the test set. The test labels
+never reach a learner.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+class Learner:
+    """Base class; subclasses set ``name`` and ``sgd`` and implement the methods they use."""
+
+    name: ClassVar[str]
+    sgd: ClassVar[bool] = True
+
+    def encode(self, X: np.ndarray) -> Any:
+        """Concept inputs -> model inputs (done once per data set)."""
+        return X
+
+    def predict(self, inputs) -> np.ndarray:
+        """Scored outputs, shape (n, S, d), float64."""
+        raise NotImplementedError
+
+    def step_size(self, lr: float, units: str) -> float:
+        """The raw SGD step ``eta`` for step size ``lr`` given in ``units`` ("ntk" or "raw")."""
+        raise NotImplementedError
+
+    def sgd_chunk(self, inputs, Y: np.ndarray, eta: float, order) -> tuple[int, np.ndarray]:
+        """One SGD step per entry of ``order`` (``None``: every sample in order), in place.
+
+        Returns the number of steps taken (fewer if a loss was not finite: divergence) and the
+        per-step losses.
+        """
+        raise NotImplementedError
+
+    def fit(self, inputs, Y: np.ndarray, rng: np.random.Generator) -> None:
+        """Fit on training samples only (closed-form learners)."""
+        raise NotImplementedError
+
+    def info(self) -> dict[str, float | int | str]:
+        """Scalars recorded with the run (chosen hyper-parameters, NTK trace, ...)."""
+        return {}
+
+
+class LearnerError(ValueError):
+    """A learner cannot be used with this concept (raised before training)."""
