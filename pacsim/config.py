@@ -58,7 +58,13 @@ _TAGGED = {"concept": concepts.FAMILIES, "model": learners.LEARNERS}
 
 
 class TrainConfig(_Frozen):
-    """Vanilla SGD: batch 1, constant step, no momentum, weight decay or clipping."""
+    """Vanilla SGD by default: batch 1, constant step, no momentum, weight decay or clipping.
+
+    ``optimizer = "momentum"`` is the papers' *experimental* optimiser instead (AZL-ResNet and
+    AZLL experiments, ``shared/research/resnet_kernels.md`` sections 1.8.1 and 2.4: mini-batch
+    50, heavy-ball momentum 0.9, step size divided by 10 half-way): not vanilla SGD, and not
+    what the theorems analyse. It needs the finite protocol.
+    """
 
     protocol: Literal["online", "finite"] = "online"
     #: step size, or a list of step sizes to choose from per cell on the validation set
@@ -68,6 +74,18 @@ class TrainConfig(_Frozen):
     epochs: PosInt = 10  #: finite protocol: passes over the N samples, reshuffled each epoch
     n_test: Annotated[int, Field(ge=2)] = 1000  #: held-out test samples
     n_val: Annotated[int, Field(ge=2)] = 500  #: validation samples (used to choose lr)
+    optimizer: Literal["sgd", "momentum"] = "sgd"  #: "momentum": the papers' experimental preset
+    batch: PosInt = 50  #: momentum: mini-batch size
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9  #: momentum: heavy-ball coefficient
+    decay_at: Annotated[float, Field(gt=0, le=1)] = 0.5  #: momentum: fraction of epochs before the decay
+    decay_factor: Annotated[float, Field(gt=0, le=1)] = 0.1  #: momentum: step-size factor after it
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  #: momentum: L2 coefficient
+
+    @model_validator(mode="after")
+    def _momentum_needs_finite(self):
+        if self.optimizer == "momentum" and self.protocol != "finite":
+            raise ValueError('optimizer = "momentum" needs protocol = "finite"')
+        return self
 
     @field_validator("lr", mode="before")
     @classmethod

@@ -101,3 +101,10 @@ def test_tagged_sections_give_one_line_errors(raw, message):
     with pytest.raises(ConfigError) as e:
         parse_sweep(raw, source="x.toml")
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_momentum_optimizer_needs_the_finite_protocol():
+    with pytest.raises(ConfigError, match='optimizer = "momentum" needs protocol = "finite"'):
+        parse_sweep(_sweep(base={"train": {"optimizer": "momentum"}}))
+    cfg = parse_sweep(_sweep(base={"train": {"optimizer": "momentum", "protocol": "finite"}}))
+    assert cfg.base.train.batch == 50 and cfg.base.train.momentum == 0.9

@@ -66,3 +66,27 @@ def test_float32_run_tracks_float64():
     a = train.run(_spec(model__eps_x=0.5), seed=2, lr=0.5, checkpoints=[64])
     b = train.run(_spec(model__eps_x=0.5, model__dtype="float32"), seed=2, lr=0.5, checkpoints=[64])
     npt.assert_allclose(b.rows[0]["test_nmse"], a.rows[0]["test_nmse"], rtol=1e-3)
+
+
+def test_momentum_preset_at_batch_1_without_momentum_is_vanilla_finite_sgd():
+    common = {"train__protocol": "finite", "train__epochs": 3}
+    sgd = train.run(_spec(**common), seed=4, lr=0.5, checkpoints=[40])
+    mom = train.run(_spec(**common, train__optimizer="momentum", train__batch=1,
+                          train__momentum=0.0, train__decay_factor=1.0), seed=4, lr=0.5,
+                    checkpoints=[40])
+    assert sgd.eta == mom.eta
+    npt.assert_allclose(mom.rows[0]["test_mse"], sgd.rows[0]["test_mse"], rtol=1e-10)
+
+
+def test_momentum_preset_learns_and_its_knobs_change_the_result():
+    base = {"train__protocol": "finite", "train__epochs": 100, "train__optimizer": "momentum",
+            "train__batch": 10}
+    a = train.run(_spec(**base), seed=1, lr=0.1, checkpoints=[200])
+    b = train.run(_spec(**base, train__momentum=0.5), seed=1, lr=0.1, checkpoints=[200])
+    c = train.run(_spec(**base, train__decay_at=1.0), seed=1, lr=0.1, checkpoints=[200])
+    d = train.run(_spec(**base, train__weight_decay=0.1), seed=1, lr=0.1, checkpoints=[200])
+    one = train.run(_spec(**base | {"train__epochs": 1}), seed=1, lr=0.1, checkpoints=[200])
+    assert a.status == "ok" and a.rows[0]["test_nmse"] < 0.85 < one.rows[0]["test_nmse"]
+    errs = [r.rows[0]["test_mse"] for r in (a, b, c, d)]
+    assert len(set(errs)) == 4
+    assert a.rows[0]["test_sse"] == a.rows[0]["test_mse"] * 2  # L = 4: two scored outputs, d = 1

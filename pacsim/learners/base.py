@@ -46,6 +46,14 @@ class Learner:
         """
         raise NotImplementedError
 
+    def trained(self) -> list[np.ndarray]:
+        """The trained weight arrays (updated in place by the mini-batch optimiser)."""
+        raise NotImplementedError
+
+    def batch_grad(self, inputs, Y: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """Mean loss over the batch and its gradients, one per :meth:`trained` array."""
+        raise NotImplementedError
+
     def fit(self, inputs, Y: np.ndarray, rng: np.random.Generator) -> None:
         """Fit on training samples only (closed-form learners)."""
         raise NotImplementedError

@@ -57,6 +57,13 @@ class RNNLearner(Learner):
                                         self.positions, order)
         return n_steps, losses[:n_steps]
 
+    def trained(self):
+        return [self.params.W]
+
+    def batch_grad(self, inputs, Y):
+        loss, g = rnn.loss_and_grad(self.params, inputs, Y, self.cfg.lam, self.positions)
+        return loss, [g.W]
+
 
 def make(cfg: Config, concept, rng: np.random.Generator) -> RNNLearner:
     return RNNLearner(cfg, concept, rng)
