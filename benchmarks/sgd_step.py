@@ -1,25 +1,29 @@
-"""Microseconds per SGD step of pacsim's RNN against the same computation in PyTorch (CPU).
+"""Microseconds per SGD step of pacsim's RNN cells against the same computation in PyTorch (CPU).
 
-What is measured: one vanilla SGD step at batch 1 on the AZL Elman ReLU RNN (``d_in = 9``,
-``d = 1``, ``L = 16``, scored positions ``2..L-1``, ``lam = 1``, only ``W`` trained): the
-forward pass over the sequence, full backpropagation through time and the in-place update
-``W <- W - eta * grad_W``, for hidden widths ``m`` in {64, 256, 1024}. Every implementation runs
-the same samples in the same order from the same initial weights, in the same dtype:
+What is measured: one vanilla SGD step at batch 1 (``d_in = 9``, ``d = 1``, ``L = 16``, AZL
+inputs with ``eps_x = 0.5``, scored positions ``2..L-1``, ``lam = 1``, only ``W`` trained, full
+BPTT): the forward pass over the sequence, backpropagation through time and the in-place update
+``W <- W - eta * grad_W``, for hidden widths ``m`` in {64, 256, 1024}, for each cell (Elman
+ReLU, Elman tanh, minimalRNN) and dtype. Every implementation runs the same samples in the same
+order from the same initial weights, in the same dtype:
 
 * ``pacsim``: :func:`pacsim.models.rnn.sgd_chunk` (Numba), compiled before timing;
 * ``torch manual``: the same per-sample BPTT written by hand under ``torch.no_grad`` with
-  ``addmv``/``mv`` per position and one ``addmm_`` for ``W -= eta * sum_t outer(dz_t, h_{t-1})``;
+  ``addmv``/``mv`` per position and one ``addmm_`` for ``W -= eta * sum_t outer(de_t, h_{t-1})``
+  (for the minimalRNN the fixed gate input ``V A x_t + b`` is precomputed, as pacsim does);
 * ``torch autograd``: a Python loop over positions, ``loss.backward()`` and an in-place SGD
   update of ``W``.
 
 Everything runs on one thread (``torch.set_num_threads(1)``; OMP/OpenBLAS/MKL/Numba thread
 counts set to 1 before numpy, numba or torch is imported). Each figure is the median over
 ``--repeats`` repeats of ``--steps`` steps; the ratio is torch time over pacsim time. Before
-timing, one step of each implementation on a tiny float64 case must give the same updated ``W``.
+timing, one step of each implementation on a tiny float64 case of each cell must give the same
+updated ``W``.
 
 Run it by hand (torch is optional and never a pacsim dependency)::
 
-    python benchmarks/sgd_step.py [--dtype float32] [--repeats 5] [--steps N]
+    python benchmarks/sgd_step.py [--dtype float32 float64] [--cell relu tanh minimal]
+                                  [--repeats 5] [--steps N]
 """
 
 # ruff: noqa: E402  (the thread counts must be set before numpy, numba or torch is imported)
@@ -32,7 +36,7 @@ import argparse
 import statistics
 import sys
 import time
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 
 import numba
 import numpy as np
@@ -57,8 +61,8 @@ N_SAMPLES = 64
 DEFAULT_STEPS = {64: 400, 256: 150, 1024: 20}
 
 
-def make_problem(m, seq_len, dtype, seed=0):
-    """AZL weights and a batch of ``N_SAMPLES`` random samples.
+def make_problem(m, seq_len, dtype, cell="relu", seed=0):
+    """AZL-initialised weights of ``cell`` and a batch of ``N_SAMPLES`` random samples.
 
     Returns
     -------
@@ -67,7 +71,7 @@ def make_problem(m, seq_len, dtype, seed=0):
     Y : ndarray of shape (N_SAMPLES, seq_len, D)
     """
     rng = np.random.default_rng(seed)
-    p = rnn.init_params(m, D_X + 1, D, rng, dtype)
+    p = rnn.init_params(m, D_X + 1, D, rng, dtype, cell=cell)
     X = rnn.azl_inputs(rng.standard_normal((N_SAMPLES, seq_len, D_X)), EPS_X, dtype)
     Y = rng.standard_normal((N_SAMPLES, seq_len, D)).astype(dtype)
     return p, X, Y
@@ -85,13 +89,16 @@ def pacsim_sgd(p, X, Y, eta, order):
         raise RuntimeError(f"pacsim diverged at step {n_steps}")
 
 
-def torch_manual_sgd(W, A, B, X, Y, eta, order):
+def torch_manual_sgd(cell, W, A, B, V, b, X, Y, eta, order):
     """SGD steps with hand-written BPTT; updates the torch tensor ``W`` in place.
 
     Parameters
     ----------
+    cell : {"relu", "tanh", "minimal"}
     W, A, B : Tensor
         Weights of shapes (m, m), (m, d_in), (d, m).
+    V, b : Tensor or None
+        minimalRNN gate-input weights (m, m) and bias (m,).
     X, Y : Tensor
         Samples of shapes (n, L, d_in) and (n, L, d).
     eta : float
@@ -100,24 +107,48 @@ def torch_manual_sgd(W, A, B, X, Y, eta, order):
     """
     L, m = X.shape[1], W.shape[0]
     scored = [t in scored_positions(L) for t in range(L)]
-    H = W.new_zeros(L + 1, m)  # H[t + 1] = h_t, H[0] = h_0 = 0
-    Dz = W.new_empty(L, m)  # Dz[t] = dLoss/dz_t
+    H = W.new_zeros(L + 1, m)  # H[t + 1] = h_t, H[0] = h_{-1} = 0
+    U = W.new_empty(L, m)  # minimalRNN gates
+    De = W.new_empty(L, m)  # De[t] = dLoss/de_t
     with torch.no_grad():
         for j in order:
-            AX = X[j] @ A.T  # (L, m)
-            for t in range(L):
-                torch.addmv(AX[t], W, H[t], out=H[t + 1]).clamp_(min=0)
+            Z = X[j] @ A.T  # (L, m): A x_t, or the embedded inputs z_t
+            if cell == "minimal":
+                GX = torch.addmm(b, Z, V.T)  # V z_t + b, fixed while A is
+                for t in range(L):
+                    torch.sigmoid(torch.addmv(GX[t], W, H[t]), out=U[t])
+                    torch.addcmul(Z[t], U[t], H[t] - Z[t], out=H[t + 1])  # u h + (1-u) z
+            else:
+                act = torch.relu_ if cell == "relu" else torch.tanh_
+                for t in range(L):
+                    act(torch.addmv(Z[t], W, H[t], out=H[t + 1]))
             g = W.new_zeros(m)  # dLoss/dh_t from later positions
             for t in range(L - 1, -1, -1):
                 if scored[t]:
                     r = torch.addmv(Y[j, t], B, H[t + 1], alpha=LAM, beta=-1.0)
                     g.addmv_(B.T, r, alpha=LAM)
-                torch.mul(g, H[t + 1] > 0, out=Dz[t])
-                g = torch.mv(W.T, Dz[t])
-            W.addmm_(Dz.T, H[:L], alpha=-eta)
+                if cell == "relu":
+                    torch.mul(g, H[t + 1] > 0, out=De[t])
+                    g = torch.mv(W.T, De[t])
+                elif cell == "tanh":
+                    torch.mul(g, 1 - H[t + 1] * H[t + 1], out=De[t])
+                    g = torch.mv(W.T, De[t])
+                else:
+                    torch.mul(g * (H[t] - Z[t]), U[t] * (1 - U[t]), out=De[t])
+                    g = torch.addmv(U[t] * g, W.T, De[t])
+            W.addmm_(De.T, H[:L], alpha=-eta)
 
 
-def torch_autograd_sgd(W, A, B, X, Y, eta, order):
+def _torch_step(cell, W, V, b, h, ax):
+    """One step of ``cell`` from ``h`` with input drive ``ax = A x_t`` (autograd)."""
+    if cell == "minimal":
+        u = torch.sigmoid(W @ h + V @ ax + b)
+        return u * h + (1 - u) * ax
+    e = W @ h + ax
+    return torch.relu(e) if cell == "relu" else torch.tanh(e)
+
+
+def torch_autograd_sgd(cell, W, A, B, V, b, X, Y, eta, order):
     """SGD steps with autograd through a Python time loop; updates ``W`` in place.
 
     Parameters are as in :func:`torch_manual_sgd`; ``W`` must have ``requires_grad=True``.
@@ -129,7 +160,7 @@ def torch_autograd_sgd(W, A, B, X, Y, eta, order):
         h = W.new_zeros(m)
         loss = 0.0
         for t in range(L):
-            h = torch.relu(W @ h + AX[t])
+            h = _torch_step(cell, W, V, b, h, AX[t])
             if t in scored:
                 loss = loss + 0.5 * (LAM * (B @ h) - Y[j, t]).square().sum()
         loss.backward()
@@ -139,38 +170,45 @@ def torch_autograd_sgd(W, A, B, X, Y, eta, order):
 
 
 def to_torch(p, X, Y, requires_grad=False):
-    """Copies of the weights and samples as torch tensors; ``W`` optionally a leaf with grad."""
+    """Copies of the weights and samples as torch tensors; ``W`` optionally a leaf with grad.
+
+    Returns ``W, A, B, V, b, X, Y`` (``V``, ``b`` are ``None`` for the Elman cells).
+    """
     W, A, B, Xt, Yt = (torch.tensor(a) for a in (p.W, p.A, p.B, X, Y))
+    V = None if p.V is None else torch.tensor(p.V)
+    b = None if p.b is None else torch.tensor(p.b)
     W.requires_grad_(requires_grad)
-    return W, A, B, Xt, Yt
+    return W, A, B, V, b, Xt, Yt
 
 
-def check_agreement():
-    """One SGD step of every implementation on a tiny float64 case must give the same ``W``.
+def check_agreement(cells):
+    """One SGD step of every implementation on a tiny float64 case of each cell must give the
+    same ``W``.
 
     The step size makes the update a sizeable fraction of ``W``, so the check is not trivial.
     """
     if torch is None:
         print("check: skipped (torch not installed)")
         return
-    p, X, Y = make_problem(8, 5, np.float64, seed=1)
-    order = [3]
-    eta = 0.05
-    W, *rest = to_torch(p, X, Y)
-    torch_manual_sgd(W, *rest, eta, order)
-    results = {"torch manual": W.numpy()}
-    W, *rest = to_torch(p, X, Y, requires_grad=True)
-    torch_autograd_sgd(W, *rest, eta, order)
-    results["torch autograd"] = W.detach().numpy()
-    W0 = p.W.copy()
-    pacsim_sgd(p, X, Y, eta, np.array(order))
-    if np.allclose(p.W, W0, rtol=1e-3, atol=0):
-        raise AssertionError("check: the pacsim step barely moved W; the check would be vacuous")
-    for name, W in results.items():
-        if not np.allclose(W, p.W, rtol=1e-10, atol=1e-13):
-            err = np.max(np.abs(W - p.W))
-            raise AssertionError(f"check FAILED: {name} W differs from pacsim by {err:.3g}")
-    print("check: OK (m=8, L=5, float64: pacsim and torch give the same updated W)")
+    for cell in cells:
+        p, X, Y = make_problem(8, 5, np.float64, cell, seed=1)
+        order = [3]
+        eta = 0.5
+        W, *rest = to_torch(p, X, Y)
+        torch_manual_sgd(cell, W, *rest, eta, order)
+        results = {"torch manual": W.numpy()}
+        W, *rest = to_torch(p, X, Y, requires_grad=True)
+        torch_autograd_sgd(cell, W, *rest, eta, order)
+        results["torch autograd"] = W.detach().numpy()
+        W0 = p.W.copy()
+        pacsim_sgd(p, X, Y, eta, np.array(order))
+        if np.allclose(p.W, W0, rtol=1e-3, atol=0):
+            raise AssertionError(f"check: the pacsim {cell} step barely moved W; vacuous check")
+        for name, W in results.items():
+            if not np.allclose(W, p.W, rtol=1e-10, atol=1e-13):
+                err = np.max(np.abs(W - p.W))
+                raise AssertionError(f"check FAILED: {cell} {name} W differs by {err:.3g}")
+    print(f"check: OK (m=8, L=5, float64, cells {', '.join(cells)}: pacsim and torch agree)")
 
 
 def median_us_per_step(sgd, reset, order, repeats):
@@ -190,9 +228,9 @@ def median_us_per_step(sgd, reset, order, repeats):
     return statistics.median(times) / len(order) * 1e6
 
 
-def bench_width(m, dtype, steps, repeats):
+def bench_width(m, dtype, cell, steps, repeats):
     """Median µs/step of each implementation at width ``m``, keyed by implementation name."""
-    p, X, Y = make_problem(m, L, dtype)
+    p, X, Y = make_problem(m, L, dtype, cell)
     eta = 1e-4 / m
     order = np.arange(steps) % N_SAMPLES
     W0 = p.W.copy()
@@ -207,11 +245,11 @@ def bench_width(m, dtype, steps, repeats):
         ("torch manual", torch_manual_sgd, False),
         ("torch autograd", torch_autograd_sgd, True),
     ):
-        W, A, B, Xt, Yt = to_torch(p, X, Y, requires_grad=grad)
+        W, *rest = to_torch(p, X, Y, requires_grad=grad)
         W_init = W.detach().clone()
 
-        def run(o, sgd=sgd, W=W, A=A, B=B, Xt=Xt, Yt=Yt):
-            sgd(W, A, B, Xt, Yt, eta, o.tolist())
+        def run(o, sgd=sgd, W=W, rest=rest):
+            sgd(cell, W, *rest, eta, o.tolist())
 
         def reset(W=W, W_init=W_init):
             with torch.no_grad():
@@ -221,11 +259,15 @@ def bench_width(m, dtype, steps, repeats):
     return out
 
 
-def print_header(dtype, repeats):
+def print_header(repeats):
     """Versions, thread settings and problem sizes."""
     torch_version = torch.__version__ if torch is not None else "not installed"
+    try:
+        pacsim_version = version("pacsim")
+    except PackageNotFoundError:  # run from a checkout with PYTHONPATH=.
+        pacsim_version = "(not installed)"
     print(
-        f"pacsim {version('pacsim')} | numba {numba.__version__} | numpy {np.__version__} | "
+        f"pacsim {pacsim_version} | numba {numba.__version__} | numpy {np.__version__} | "
         f"torch {torch_version} | python {sys.version.split()[0]}"
     )
     print(
@@ -233,16 +275,17 @@ def print_header(dtype, repeats):
         + (", torch.set_num_threads(1)" if torch is not None else "")
     )
     print(
-        f"dtype {np.dtype(dtype).name} | L={L} d_in={D_X + 1} d={D} lam={LAM} "
-        f"scored positions 2..{L - 1} | eta=1e-4/m | batch 1, full BPTT"
+        f"L={L} d_in={D_X + 1} d={D} lam={LAM} eps_x={EPS_X} scored positions 2..{L - 1} | "
+        "eta=1e-4/m | batch 1, full BPTT, only W trained"
     )
     print(f"median over {repeats} repeats of µs per SGD step; ratio = torch / pacsim")
     if torch is None:
         print("torch not installed: pip install torch==2.13.0 to compare; pacsim numbers only")
 
 
-def print_table(rows):
+def print_table(cell, dtype, rows):
     """One line per width: µs/step of each implementation and the torch/pacsim ratios."""
+    print(f"\n{cell} {np.dtype(dtype).name}")
     header = f"{'m':>5} | {'steps':>5} | {'pacsim µs/step':>14}"
     if torch is not None:
         header += (
@@ -256,26 +299,32 @@ def print_table(rows):
         if torch is not None:
             for name, width in (("torch manual", 20), ("torch autograd", 22)):
                 line += f" | {r[name]:>{width}.1f} | {r[name] / r['pacsim']:>6.1f}"
-        print(line)
+        print(line, flush=True)
 
 
 def main(argv=None):
-    """Parse the options, check agreement, time every width and print the table."""
+    """Parse the options, check agreement, time every cell, dtype and width, print tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    parser.add_argument(
+        "--dtype", nargs="+", choices=("float64", "float32"), default=["float64", "float32"]
+    )
+    parser.add_argument("--cell", nargs="+", choices=rnn.CELLS, default=list(rnn.CELLS))
+    parser.add_argument("--width", nargs="+", type=int, default=list(WIDTHS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--steps", type=int, default=None, help=f"steps per repeat (default {DEFAULT_STEPS})"
     )
     args = parser.parse_args(argv)
-    dtype = np.dtype(args.dtype).type
-    print_header(dtype, args.repeats)
-    check_agreement()
-    rows = []
-    for m in WIDTHS:
-        steps = args.steps or DEFAULT_STEPS[m]
-        rows.append((m, steps, bench_width(m, dtype, steps, args.repeats)))
-    print_table(rows)
+    print_header(args.repeats)
+    check_agreement(args.cell)
+    for cell in args.cell:
+        for name in args.dtype:
+            dtype = np.dtype(name).type
+            rows = []
+            for m in args.width:
+                steps = args.steps or DEFAULT_STEPS.get(m, max(10, int(4e7 / (m * m * L))))
+                rows.append((m, steps, bench_width(m, dtype, cell, steps, args.repeats)))
+            print_table(cell, dtype, rows)
 
 
 if __name__ == "__main__":

@@ -1,28 +1,45 @@
-"""Elman ReLU RNN in the parameterisation of Allen-Zhu & Li (AZL mode).
+"""Over-parameterized RNNs trained by vanilla SGD: cells, modes, initialisations, BPTT(K).
 
-Notation (``shared/research/rnn_theory.md`` sections 1.1, 1.2, 3, 7.1)::
+Notation (``shared/research/rnn_theory.md`` sections 1.1, 1.2, 3, 7.1; ``icml_seeds.md`` 2.2)::
 
-    h_0 = 0,   h_l = ReLU(W h_{l-1} + A x_l),   y_l = lam * B h_l
-    W (m, m), A (m, d_in) ~ N(0, 2/m);   B (d, m) ~ N(0, 1/d);   only W is trained
+    relu, tanh (Elman):  h_t = phi(W h_{t-1} + A x_t)                    phi = ReLU or tanh
+    minimal (minimalRNN): z_t = A x_t
+                          u_t = sigmoid(W h_{t-1} + V z_t + b)
+                          h_t = u_t * h_{t-1} + (1 - u_t) * z_t
+    every cell:           h_{-1} = 0,   yhat_t = lam * B h_t             (t = 0..L-1, 0-based)
 
-AZL inputs: a start token ``x_1 = (0, ..., 0, 1)`` and tokens ``x_l = (eps_x * x*_l, 0)``.
-The loss of a sample is ``sum over scored positions j of 0.5 * ||yhat_j - y_j||^2``; AZL scores
-``j >= 3`` (1-based), i.e. 0-based positions ``2..L-1``.
+``W (m, m)``, ``A (m, d_in)``, ``B (d, m)``; the minimalRNN also has a gate-input matrix
+``V (m, m)`` and a gate bias ``b (m,)``, which are never trained. Any non-empty subset of
+``{W, A, B}`` can be trained. The loss of a sample is
+``sum over scored positions t of 0.5 * ||yhat_t - y_t||^2``.
 
-Every function here works on arrays, without any config::
+The minimalRNN is the cell of Chen, Pennington & Schoenholz (ICML 2018, arXiv 1806.05394),
+from Chen 2017 (arXiv 1711.06788), as recalled in ``icml_seeds.md`` 2.2 **[RECALL]**: the
+notes were not checked against the paper text. The paper's input map ``z_t = Phi(x_t)`` (e.g.
+``tanh(W_x x_t + b_z)``) is any embedding; pacsim uses the linear map ``z_t = A x_t``, which
+is the form its mean-field analysis takes (``Phi`` absorbed, ``z_t`` the embedded input).
 
-    p = rnn.RNNParams(W=W, A=A, B=B)
-    Yhat = rnn.forward(p, X, lam=1.0)                 # X (n, L, d_in) -> (n, L, d)
-    loss, g = rnn.loss_and_grad(p, X, Y, lam=1.0)     # g.W (m, m)
+Modes (:data:`MODES`, rnn_theory.md 7.1) fix the input encoding, the initial scales of ``A``
+and ``B``, the default trained matrices and the scored outputs; ``init`` (``"azl"``,
+``"critical"``, ``"orthogonal"``) fixes ``W``. Every function works on arrays, without any
+config::
 
-float64 is the default dtype: the signal that tells sequences apart enters the hidden state at
-O(eps_x) on top of an O(1) common part (the start token), so float32 rounding (1e-7 relative)
-is amplified by 1/eps_x in the informative directions. float32 is supported and about twice as
-fast; use it with eps_x >= 0.1 and check it against float64 on a cell first.
+    p = rnn.init_params(m, d_in, d, rng, cell="tanh", init="critical", mode="pg21")
+    X = rnn.encode_inputs("pg21", tokens, eps_x)
+    Yhat = rnn.forward(p, X, lam)                                  # (n, L, d)
+    loss, g = rnn.loss_and_grad(p, X, Y, lam, positions, trained=("W", "A"), K=None)
+    n_steps, losses = rnn.sgd_chunk(p, X, Y, eta, lam, positions, order, trained=("W", "A"))
+
+float64 is the default dtype: in the AZL/PG21 encodings the signal that tells sequences apart
+enters the hidden state at O(eps_x) on top of an O(1) common part (the start token), so
+float32 rounding (1e-7 relative) is amplified by 1/eps_x in the informative directions.
+float32 is supported and about 1.5-2x faster; use it with eps_x >= 0.1 and check it against
+float64 on a cell first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -32,37 +49,75 @@ from . import _rnn_jit
 
 DTYPES = (np.float32, np.float64)
 
+#: Cells: Elman ReLU (AZL, the default), Elman tanh, minimalRNN.
+CELLS = ("relu", "tanh", "minimal")
+
+#: Initialisations of ``W`` (see :func:`init_params`).
+INITS = ("azl", "critical", "orthogonal")
+
+#: Names of the matrices that can be trained.
+PARAM_NAMES = ("W", "A", "B")
+
+_CELL_CODE = {"relu": _rnn_jit.RELU, "tanh": _rnn_jit.TANH, "minimal": _rnn_jit.MINIMAL}
+
+#: Default ``sigma_w^2`` of the ``azl`` and ``orthogonal`` inits (AZL's N(0, 2/m)).
+AZL_W_VAR = 2.0
+
+
+# Parameters
+
 
 @dataclass(frozen=True)
 class RNNParams:
-    """Weights of the RNN. Arrays are C-contiguous, of one float dtype; SGD updates ``W`` in place.
+    """Weights of the RNN. Arrays are C-contiguous, of one float dtype; SGD updates the trained
+    matrices in place.
 
     Attributes
     ----------
     W : ndarray of shape (m, m)
-        Recurrent weights (trained).
+        Recurrent weights (the gate's recurrent weights for the minimalRNN).
     A : ndarray of shape (m, d_in)
-        Input weights (fixed in AZL mode).
+        Input weights (the minimalRNN's input embedding ``z_t = A x_t``).
     B : ndarray of shape (d, m)
-        Readout weights (fixed).
+        Readout weights.
+    cell : str
+        One of :data:`CELLS`.
+    V : ndarray of shape (m, m) or None
+        minimalRNN gate-input weights (never trained); ``None`` for the Elman cells.
+    b : ndarray of shape (m,) or None
+        minimalRNN gate bias (never trained); ``None`` for the Elman cells.
     """
 
     W: np.ndarray
     A: np.ndarray
     B: np.ndarray
+    cell: str = "relu"
+    V: np.ndarray | None = None
+    b: np.ndarray | None = None
 
     def __post_init__(self):
-        W, A, B = self.W, self.A, self.B
-        for name, a in (("W", W), ("A", A), ("B", B)):
-            if not isinstance(a, np.ndarray) or a.ndim != 2:
-                raise ValueError(f"{name} must be a 2-D ndarray")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        arrays = [("W", self.W, 2), ("A", self.A, 2), ("B", self.B, 2)]
+        if self.cell == "minimal":
+            if self.V is None or self.b is None:
+                raise ValueError("the minimal cell needs V (m, m) and b (m,)")
+            arrays += [("V", self.V, 2), ("b", self.b, 1)]
+        elif self.V is not None or self.b is not None:
+            raise ValueError(f"V and b belong to the minimal cell, not to {self.cell!r}")
+        for name, a, ndim in arrays:
+            if not isinstance(a, np.ndarray) or a.ndim != ndim:
+                raise ValueError(f"{name} must be a {ndim}-D ndarray")
             if a.dtype not in DTYPES or not a.flags.c_contiguous:
                 raise ValueError(f"{name} must be C-contiguous float32 or float64, got {a.dtype}")
-        if not (W.dtype == A.dtype == B.dtype):
-            raise ValueError(f"W, A, B must share a dtype, got {W.dtype}, {A.dtype}, {B.dtype}")
-        m = W.shape[0]
+            if a.dtype != self.W.dtype:
+                raise ValueError(f"arrays must share W's dtype {self.W.dtype}; {name} is {a.dtype}")
+        m = self.W.shape[0]
+        W, A, B = self.W, self.A, self.B
         if W.shape != (m, m) or A.shape[0] != m or B.shape[1] != m:
             raise ValueError(f"shapes do not fit: W {W.shape}, A {A.shape}, B {B.shape}")
+        if self.cell == "minimal" and (self.V.shape != (m, m) or self.b.shape != (m,)):
+            raise ValueError(f"shapes do not fit: V {self.V.shape}, b {self.b.shape}, m = {m}")
 
     @property
     def m(self) -> int:
@@ -81,34 +136,103 @@ class RNNParams:
         return self.W.dtype
 
     def copy(self) -> RNNParams:
-        return RNNParams(W=self.W.copy(), A=self.A.copy(), B=self.B.copy())
+        V = None if self.V is None else self.V.copy()
+        b = None if self.b is None else self.b.copy()
+        return RNNParams(self.W.copy(), self.A.copy(), self.B.copy(), self.cell, V, b)
 
 
 class RNNGrad(NamedTuple):
     """Gradients of the trained matrices; ``None`` for a matrix that is not trained."""
 
-    W: np.ndarray
+    W: np.ndarray | None = None
     A: np.ndarray | None = None
     B: np.ndarray | None = None
 
 
-def init_params(m: int, d_in: int, d: int, rng: np.random.Generator, dtype=np.float64) -> RNNParams:
-    """AZL initialisation: ``W, A ~ N(0, 2/m)``, ``B ~ N(0, 1/d)``, drawn in that order.
+# Modes
 
-    Draws are made in float64 and then cast, so float32 and float64 runs start from the same
-    weights up to rounding.
+
+@dataclass(frozen=True)
+class Mode:
+    """A preset of encoding, initial scales, trained matrices and scored outputs.
+
+    Attributes
+    ----------
+    name : str
+    trained : tuple of str
+        Default trained matrices (a subset of :data:`PARAM_NAMES`).
+    a_var, b_var : float
+        ``A ~ N(0, a_var / m)`` and ``B ~ N(0, b_var / d)``.
+    start_token, end_token : bool
+        ``x_0`` (and ``x_{L-1}``) is the special token ``(0, ..., 0, 1)``.
+    scale_tokens : bool
+        Tokens enter as ``(eps_x * x*_t, 0)`` (else as ``x*_t`` itself, no extra coordinate).
+    lam : float or None
+        Fixed output scale (``None``: a hyper-parameter).
+    scored : str
+        ``"from_third"``: 0-based positions ``2..L-1``; ``"last"``: position ``L-1`` only.
+    source : str
+        Where the preset comes from.
     """
-    W = rng.standard_normal((m, m)) * np.sqrt(2.0 / m)
-    A = rng.standard_normal((m, d_in)) * np.sqrt(2.0 / m)
-    B = rng.standard_normal((d, m)) * np.sqrt(1.0 / d)
-    dtype = np.dtype(dtype)
-    return RNNParams(W=W.astype(dtype), A=A.astype(dtype), B=B.astype(dtype))
+
+    name: str
+    trained: tuple[str, ...]
+    a_var: float
+    b_var: float
+    start_token: bool
+    end_token: bool
+    scale_tokens: bool
+    lam: float | None
+    scored: str
+    source: str
+
+
+#: The mode presets (rnn_theory.md 7.1).
+MODES = {
+    "azl": Mode(
+        "azl", ("W",), 2.0, 1.0, True, False, True, None, "from_third",
+        "Allen-Zhu & Li 2019 (arXiv 1902.01028), rnn_theory.md 1.1-1.2, 7.1; [RECALL] there: "
+        "B ~ N(0, 1/d), start token, outputs j >= 3 (1-based), only W trained",
+    ),
+    "pg21": Mode(
+        "pg21", ("W", "A"), 2.0, 2.0, True, True, True, None, "last",
+        "Panigrahi & Goyal 2021 (arXiv 2106.00047) Def. 3.1-3.2, Thm 3.1, rnn_theory.md 1.1, "
+        "1.2, 3.2, 7.1 [READ]: W, A ~ N(0, 2/m) trained, B ~ N(0, 2/d_out) fixed, start and "
+        "end tokens, only the last output",
+    ),
+    "plain": Mode(
+        "plain", ("W",), 2.0, 1.0, False, False, False, 1.0, "from_third",
+        "rnn_theory.md 7.1 'plain' (contrast): unit tokens at every position, no special "
+        "token, no eps_x, lam = 1; AZL's initial scales; any subset of {W, A, B} trained",
+    ),
+}  # fmt: skip
+
+
+def mode_spec(name: str) -> Mode:
+    """The :class:`Mode` preset called ``name`` (one of :data:`MODES`)."""
+    if name not in MODES:
+        raise ValueError(f"mode must be one of {tuple(MODES)}, got {name!r}")
+    return MODES[name]
+
+
+def input_dim(mode_name: str, d_x: int) -> int:
+    """``d_in`` of the network for tokens of dimension ``d_x``: ``d_x + 1`` with the special
+    tokens' extra coordinate (azl, pg21), ``d_x`` for plain."""
+    return d_x + 1 if mode_spec(mode_name).scale_tokens else d_x
+
+
+def scored_positions(mode_name: str, L: int) -> np.ndarray:  # noqa: N803
+    """0-based scored output positions: ``2..L-1`` (azl, plain: AZL's ``j >= 3``, 1-based) or
+    ``[L-1]`` (pg21: the end of the sequence only)."""
+    if mode_spec(mode_name).scored == "last":
+        return np.array([L - 1], dtype=np.int64)
+    return np.arange(2, L, dtype=np.int64)
 
 
 def azl_inputs(tokens: np.ndarray, eps_x: float, dtype=np.float64) -> np.ndarray:
     """AZL input normalisation: (n, L, d_x) tokens -> (n, L, d_x + 1) network inputs.
 
-    ``x_1 = (0, ..., 0, 1)`` (start token) and ``x_l = (eps_x * x*_l, 0)`` for ``l >= 2``;
+    ``x_0 = (0, ..., 0, 1)`` (start token) and ``x_t = (eps_x * x*_t, 0)`` for ``t >= 1``;
     ``tokens[:, 0]`` is ignored.
     """
     n, L, d_x = tokens.shape
@@ -116,6 +240,134 @@ def azl_inputs(tokens: np.ndarray, eps_x: float, dtype=np.float64) -> np.ndarray
     X[:, 0, -1] = 1.0
     X[:, 1:, :-1] = eps_x * tokens[:, 1:]
     return X
+
+
+def pg21_inputs(tokens: np.ndarray, eps_x: float, dtype=np.float64) -> np.ndarray:
+    """PG21 input normalisation (Def. 3.1, rnn_theory.md 1.2): (n, L, d_x) -> (n, L, d_x + 1).
+
+    ``x_0 = x_{L-1} = (0, ..., 0, 1)`` (start and end tokens) and ``x_t = (eps_x * x*_t, 0)``
+    for ``1 <= t <= L-2``; ``tokens[:, 0]`` and ``tokens[:, L-1]`` are ignored (the true
+    sequence has length ``L - 2``).
+    """
+    X = azl_inputs(tokens, eps_x, dtype)
+    X[:, -1] = 0.0
+    X[:, -1, -1] = 1.0
+    return X
+
+
+def plain_inputs(tokens: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Plain encoding: the tokens themselves at every position, (n, L, d_x) -> (n, L, d_x)."""
+    return np.array(tokens, dtype=dtype, order="C", copy=True)
+
+
+def encode_inputs(mode_name: str, tokens: np.ndarray, eps_x: float = 1.0, dtype=np.float64):
+    """Network inputs of ``mode_name`` for (n, L, d_x) tokens (``eps_x`` ignored for plain)."""
+    if mode_name == "pg21":
+        return pg21_inputs(tokens, eps_x, dtype)
+    if mode_spec(mode_name).scale_tokens:
+        return azl_inputs(tokens, eps_x, dtype)
+    return plain_inputs(tokens, dtype)
+
+
+# Initialisation
+
+
+def w_var(
+    cell: str,
+    init: str,
+    m: int,
+    *,
+    x_sq_norm: float = 1.0,
+    a_var: float = 2.0,
+    sigma_v: float = 1.0,
+    mu_b: float = 0.0,
+    sigma_b: float = 0.0,
+) -> float:
+    """``sigma_w^2`` of an init: ``W ~ N(0, sigma_w^2 / m)`` or ``W = sigma_w * orthogonal``.
+
+    ``azl`` and ``orthogonal``: ``2`` (AZL's N(0, 2/m); ``E||W v||^2 = 2 ||v||^2``).
+    ``critical``: the root of the mean-field ``chi_1(sigma_w) = 1`` for ``cell`` (solved
+    numerically by :func:`pacsim.models.meanfield.critical_sigma_w`), for inputs with
+    ``||x_t||^2 = x_sq_norm`` at stationarity, i.e. an input drive ``A x_t`` of per-unit second
+    moment ``r = a_var * x_sq_norm / m``. ReLU gives 2 for any input; tanh and minimal depend
+    on ``r`` (and on ``sigma_v``, ``mu_b``, ``sigma_b`` for minimal).
+    """
+    _check_choice("cell", cell, CELLS)
+    _check_choice("init", init, INITS)
+    if init != "critical":
+        return AZL_W_VAR
+    from . import meanfield
+
+    r = a_var * x_sq_norm / m
+    s = meanfield.critical_sigma_w(cell, r, sigma_v=sigma_v, mu_b=mu_b, sigma_b=sigma_b)
+    return s * s
+
+
+def orthogonal(m: int, rng: np.random.Generator) -> np.ndarray:
+    """A Haar-random orthogonal (m, m) matrix (QR of a Gaussian with the signs of R fixed)."""
+    q, r = np.linalg.qr(rng.standard_normal((m, m)))
+    return q * np.sign(np.diag(r))
+
+
+def init_params(
+    m: int,
+    d_in: int,
+    d: int,
+    rng: np.random.Generator,
+    dtype=np.float64,
+    *,
+    cell: str = "relu",
+    init: str = "azl",
+    mode: str = "azl",
+    sigma_w: float | None = None,
+    x_sq_norm: float = 1.0,
+    sigma_v: float = 1.0,
+    mu_b: float = 0.0,
+    sigma_b: float = 0.0,
+) -> RNNParams:
+    """Random weights, drawn in the order ``W, A, B`` (then ``V, b`` for minimal).
+
+    * ``W``: ``init="azl"``: ``N(0, sigma_w^2 / m)``, ``sigma_w^2 = 2`` by default;
+      ``"critical"``: the same Gaussian at the mean-field critical ``sigma_w`` (see
+      :func:`w_var`; ``x_sq_norm`` is the typical ``||x_t||^2``: 1 for plain unit tokens,
+      ``eps_x^2`` for azl/pg21); ``"orthogonal"``: ``sigma_w`` times a Haar orthogonal
+      matrix, ``sigma_w = sqrt(2)`` by default, so that ``||W v|| = sqrt(2) ||v||`` exactly
+      (the second moment of the azl init, hence its mean-field ``q_t`` and ``chi_1``).
+    * ``A ~ N(0, a_var / m)``, ``B ~ N(0, b_var / d)`` with ``a_var``, ``b_var`` of ``mode``
+      (azl, plain: 2 and 1; pg21: 2 and 2).
+    * minimal only: ``V ~ N(0, sigma_v^2 / m)``, ``b = mu_b + sigma_b * N(0, 1)``
+      (icml_seeds.md 2.2's ensemble).
+
+    Draws are made in float64 and then cast, so float32 and float64 runs start from the same
+    weights up to rounding.
+    """
+    _check_choice("cell", cell, CELLS)
+    _check_choice("init", init, INITS)
+    md = mode_spec(mode)
+    if init == "critical":
+        if sigma_w is not None:
+            raise ValueError("init='critical' solves for sigma_w; do not pass sigma_w")
+        var = w_var(
+            cell, init, m, x_sq_norm=x_sq_norm, a_var=md.a_var,
+            sigma_v=sigma_v, mu_b=mu_b, sigma_b=sigma_b,
+        )  # fmt: skip
+    else:
+        var = AZL_W_VAR if sigma_w is None else float(sigma_w) ** 2
+    if init == "orthogonal":
+        W = orthogonal(m, rng) * np.sqrt(var)
+    else:
+        W = rng.standard_normal((m, m)) * np.sqrt(var / m)
+    A = rng.standard_normal((m, d_in)) * np.sqrt(md.a_var / m)
+    B = rng.standard_normal((d, m)) * np.sqrt(md.b_var / d)
+    dtype = np.dtype(dtype)
+    V = b = None
+    if cell == "minimal":
+        V = (rng.standard_normal((m, m)) * (sigma_v / np.sqrt(m))).astype(dtype)
+        b = (mu_b + sigma_b * rng.standard_normal(m)).astype(dtype)
+    return RNNParams(W.astype(dtype), A.astype(dtype), B.astype(dtype), cell, V, b)
+
+
+# Forward
 
 
 def forward(p: RNNParams, X: np.ndarray, lam: float = 1.0) -> np.ndarray:
@@ -132,19 +384,77 @@ def forward(p: RNNParams, X: np.ndarray, lam: float = 1.0) -> np.ndarray:
     -------
     Yhat : ndarray of shape (n, L, d), in ``p.dtype``
     """
+    H = states(p, X)
+    return (p.dtype.type(lam) * (H @ p.B.T)).astype(p.dtype, copy=False)
+
+
+def states(p: RNNParams, X: np.ndarray) -> np.ndarray:
+    """Hidden states ``H[:, t] = h_t``, shape (n, L, m), in ``p.dtype`` (batched BLAS)."""
+    return _run(p, _as_inputs(p, X))[0]
+
+
+def _run(p: RNNParams, X: np.ndarray):
+    """Batched forward pass: hidden states ``H``, pre-activations ``E`` (the gate's for
+    minimal) and embedded inputs ``Z = A x`` (minimal; else ``None``), each (n, L, m)."""
+    n, L, _ = X.shape
+    H = np.empty((n, L, p.m), dtype=p.dtype)
+    E = np.empty_like(H)
+    Z = np.empty_like(H) if p.cell == "minimal" else None
+    h = None
+    for t in range(L):
+        xt = X[:, t, :]
+        if p.cell == "minimal":
+            z = xt @ p.A.T
+            e = z @ p.V.T + p.b
+            if h is not None:
+                e += h @ p.W.T
+            with np.errstate(over="ignore"):  # exp(-e) = inf gives u = 0, as it should
+                u = 1.0 / (1.0 + np.exp(-e))
+            h = (1 - u) * z if h is None else u * h + (1 - u) * z
+            Z[:, t] = z
+        else:
+            e = xt @ p.A.T
+            if h is not None:
+                e += h @ p.W.T
+            h = np.maximum(e, 0) if p.cell == "relu" else np.tanh(e)  # maximum keeps NaN
+        E[:, t] = e
+        H[:, t] = h
+    return H, E, Z
+
+
+def _trajectories(p: RNNParams, X: np.ndarray):
+    """Like :func:`_run` (``H``, ``E``, ``Z``, each (n, L, m)), from the single-threaded jitted
+    per-sample kernels instead of batched BLAS: no thread start-up per position, which on a
+    busy machine costs more than the work for a few samples."""
     X = _as_inputs(p, X)
-    Yhat = np.empty((X.shape[0], X.shape[1], p.d), dtype=p.dtype)
-    _rnn_jit._forward_batch(p.W, p.A, p.B, X, p.dtype.type(lam), Yhat)
-    return Yhat
+    n, L, _ = X.shape
+    Hs = np.empty((n, L, p.m), dtype=p.dtype)
+    Es = np.empty_like(Hs)
+    gated = p.cell == "minimal"
+    Zs = np.empty_like(Hs) if gated else np.zeros((n, 0, p.m), dtype=p.dtype)
+    V, C, bias, use_c = _gate_arrays(p, False)
+    H, U, Z, *_ = _workspace(p, L)
+    _rnn_jit._trajectories(_CELL_CODE[p.cell], p.W, p.A, V, C, bias, X, use_c, Hs, Es, Zs, H, U, Z)
+    return Hs, Es, (Zs if gated else None)
+
+
+# Gradients and SGD
 
 
 def loss_and_grad(
-    p: RNNParams, X: np.ndarray, Y: np.ndarray, lam: float = 1.0, positions=None
+    p: RNNParams,
+    X: np.ndarray,
+    Y: np.ndarray,
+    lam: float = 1.0,
+    positions=None,
+    *,
+    trained: Iterable[str] = ("W",),
+    K: int | None = None,  # noqa: N803
 ) -> tuple[float, RNNGrad]:
-    """Mean loss and its gradient with respect to ``W`` (full BPTT).
+    """Mean loss and its gradient with respect to the ``trained`` matrices (BPTT(K)).
 
-    ``loss = mean over the n samples of sum over scored positions j of
-    0.5 * ||lam B h_j - Y[:, j]||^2``.
+    ``loss = mean over the n samples of sum over scored positions t of
+    0.5 * ||lam B h_t - Y[:, t]||^2``.
 
     Parameters
     ----------
@@ -154,20 +464,42 @@ def loss_and_grad(
     lam : float
     positions : sequence of int or None
         0-based indices of the scored outputs; ``None`` scores every position.
+    trained : iterable of str
+        Non-empty subset of ``{"W", "A", "B"}``.
+    K : int or None
+        Truncation of backpropagation through time: the loss at position ``t`` sends gradient
+        to the uses of ``W`` and ``A`` at positions ``t, t-1, ..., t-K+1`` only, i.e. through
+        ``K`` transitions counting the one that produced ``h_t`` (``lrjconan/RBP``'s
+        ``TBPTT`` convention, icml_seeds.md 1.2)::
+
+            grad_K = sum_{t scored} sum_{s = max(0, t-K+1)}^{t} (d loss_t / d theta_s)
+
+        where ``theta_s`` is the copy of the weights used at position ``s``. ``K = None``
+        (or any ``K >= L``) is full BPTT; ``K = 1`` keeps only the direct dependence of
+        ``h_t`` on the weights. ``B``'s gradient never goes through time.
 
     Returns
     -------
     loss : float
     g : RNNGrad
-        ``g.W`` of shape (m, m); ``g.A`` and ``g.B`` are ``None`` (fixed in AZL mode).
+        ``g.W`` (m, m), ``g.A`` (m, d_in), ``g.B`` (d, m) for the trained matrices, else
+        ``None``.
     """
     X, Y, scored = _as_batch(p, X, Y, positions)
-    H, D, g = _workspace(p, X.shape[1])
-    gW = np.empty_like(p.W)
-    total = _rnn_jit._loss_and_grad(p.W, p.A, p.B, X, Y, p.dtype.type(lam), scored, gW, H, D, g)
+    tW, tA, tB = _trained_flags(trained)
+    K = _as_k(K, X.shape[1])
+    ws = _workspace(p, X.shape[1])
+    gW = np.zeros_like(p.W) if tW else np.zeros((0, 0), p.dtype)
+    gA = np.zeros_like(p.A) if tA else np.zeros((0, 0), p.dtype)
+    gB = np.zeros_like(p.B) if tB else np.zeros((0, 0), p.dtype)
+    V, C, bias, use_c = _gate_arrays(p, tA)
+    total = _rnn_jit._loss_and_grad(
+        _CELL_CODE[p.cell], p.W, p.A, p.B, V, C, bias, X, Y, p.dtype.type(lam), scored, K,
+        tW, tA, tB, use_c, gW, gA, gB, *ws,
+    )  # fmt: skip
     n = X.shape[0]
-    gW /= n
-    return total / n, RNNGrad(W=gW)
+    grads = [g / p.dtype.type(n) if flag else None for g, flag in ((gW, tW), (gA, tA), (gB, tB))]
+    return total / n, RNNGrad(*grads)
 
 
 def sgd_chunk(
@@ -179,11 +511,21 @@ def sgd_chunk(
     positions=None,
     order: np.ndarray | None = None,
     losses: np.ndarray | None = None,
+    *,
+    trained: Iterable[str] = ("W",),
+    K: int | None = None,  # noqa: N803
 ) -> tuple[int, np.ndarray]:
     """Vanilla SGD (batch 1, constant step ``eta``) over samples ``order`` of ``X``, in place.
 
     One step per entry of ``order`` (default: every sample once, in order):
-    ``W <- W - eta * grad_W loss(x_k, y_k)``. No momentum, weight decay or clipping.
+    ``M <- M - eta * grad_M loss(x_k, y_k)`` for every trained ``M`` in ``{W, A, B}``, all
+    gradients taken at the weights before the step (BPTT(K), see :func:`loss_and_grad`).
+    No momentum, weight decay or clipping.
+
+    Parameters
+    ----------
+    losses : ndarray or None
+        Output buffer: 1-D, float64, C-contiguous, of length ``>= len(order)``.
 
     Returns
     -------
@@ -191,45 +533,164 @@ def sgd_chunk(
         Steps taken; less than ``len(order)`` if a loss was NaN/Inf (the run diverged at step
         ``n_steps``, which was not applied).
     losses : ndarray of shape (len(order),), float64
-        Per-step loss before the update (entries after a divergence are unspecified).
+        Per-step loss before the update (entries after a divergence are unspecified); a view
+        of the ``losses`` buffer when one was given.
     """
     X, Y, scored = _as_batch(p, X, Y, positions)
+    tW, tA, tB = _trained_flags(trained)
+    K = _as_k(K, X.shape[1])
     if order is None:
         order = np.arange(X.shape[0], dtype=np.int64)
     order = np.ascontiguousarray(order, dtype=np.int64)
+    if order.ndim != 1:
+        raise ValueError(f"order must be 1-D, got shape {order.shape}")
     if order.size and (order.min() < 0 or order.max() >= X.shape[0]):
         raise ValueError("order has indices outside the batch")
     if losses is None:
         losses = np.empty(order.shape[0], dtype=np.float64)
-    H, D, g = _workspace(p, X.shape[1])
+    elif not (
+        isinstance(losses, np.ndarray)
+        and losses.ndim == 1
+        and losses.dtype == np.float64
+        and losses.flags.c_contiguous
+        and losses.flags.writeable
+    ):
+        raise ValueError("losses must be a writeable, C-contiguous, 1-D float64 ndarray")
+    elif losses.shape[0] < order.shape[0]:
+        raise ValueError(f"losses has length {losses.shape[0]} < len(order) = {order.shape[0]}")
+    ws = _workspace(p, X.shape[1])
+    V, C, bias, use_c = _gate_arrays(p, tA)
     cast = p.dtype.type
     n_steps = _rnn_jit._sgd_chunk(
-        p.W, p.A, p.B, X, Y, order, cast(lam), cast(eta), scored, losses, H, D, g
-    )
-    return int(n_steps), losses
+        _CELL_CODE[p.cell], p.W, p.A, p.B, V, C, bias, X, Y, order, cast(lam), cast(eta),
+        scored, K, tW, tA, tB, use_c, losses, *ws,
+    )  # fmt: skip
+    return int(n_steps), losses[: order.shape[0]]
 
 
-def ntk_trace(m: int, L: int, eps_x: float, positions, lam: float = 1.0) -> float:  # noqa: N803
-    """Expected per-sample trace of the W-gradient kernel at the AZL initialisation.
+# Step-size scale
 
-    ``T = sum over scored positions j and outputs s of E||d(lam y_{j,s})/dW||_F^2``; in the
-    wide limit (rnn_theory.md section 6.3, identical inputs, 2 Vdot = 1)::
 
-        T = lam^2 (m/2) sum_{j scored} sum_{t=1}^{j-1} q_t,   q_t = ||h_t||^2 = 1 + (t-1) eps_x^2
+def ntk_trace(
+    m: int,
+    L: int,  # noqa: N803
+    eps_x: float,
+    positions,
+    lam: float = 1.0,
+    *,
+    mode: str = "azl",
+    trained: Iterable[str] = ("W",),
+    d: int = 1,
+    x_sq_norms=None,
+) -> float:
+    """Expected per-sample trace of the gradient kernel of the trained matrices at init.
 
-    with 1-based ``j`` and ``t``. A per-sample SGD step changes that sample's outputs by
-    ``-eta K r`` with ``lambda_max(K) <= trace(K)``, so ``eta = lr / T`` is stable for
-    ``lr < 2`` in the kernel regime, whatever ``m``, ``L`` and ``lam``. Like the theory's
+    ``T = sum over scored positions j and outputs s of E||d(lam yhat_{j,s})/d theta||^2`` for
+    the ReLU cell at a gain-``sqrt(2)`` init (azl, orthogonal or critical: all have
+    ``E||W v||^2 = 2||v||^2``, so ``chi_1 = 1``), ``A ~ N(0, 2/m)``, ``B ~ N(0, b_var/d)``.
+    Wide limit (rnn_theory.md 1.4 and 6.3 [INFER + NUM]), 1-based ``j`` and ``t``::
+
+        q_t = ||h_t||^2 = sum_{s<=t} n_s,   n_s = ||x_s||^2
+        T_W = lam^2 (b_var m / 2) sum_j sum_{t=1}^{j-1} q_t
+        T_A = lam^2 (b_var m / 2) sum_j q_j
+        T_B = lam^2 d sum_j q_j
+
+    Derivation: ``d y_{j,s}/dW = sum_t D_t h_{t-1}^T`` with ``D_t = dy_{j,s}/de_t``; at
+    ``chi_1 = 1`` backpropagation keeps ``E||D_t||^2 = ||B_s||^2 / 2 = b_var m / (2 d)`` at
+    every lag, and the cross terms ``t != t'`` vanish in the wide limit; likewise for ``A``
+    with ``x_t`` in place of ``h_{t-1}``; ``d(lam y_{j,s})/dB = lam e_s h_j^T``. The input
+    norms ``n_s`` follow ``mode``: azl ``(1, eps^2, ..., eps^2)``, pg21
+    ``(1, eps^2, ..., eps^2, 1)``, plain ``(1, ..., 1)`` (unit tokens, ``eps_x`` ignored),
+    unless ``x_sq_norms`` (length ``L``) gives them: pass the mean ``||x_t||^2`` of the encoded
+    inputs when a position is empty (the AZL concept's token 0 is zero, which the plain
+    encoding passes through). For other cells or gains use :func:`empirical_ntk_trace`.
+
+    A per-sample SGD step changes that sample's outputs by ``-eta K r`` with
+    ``lambda_max(K) <= trace(K)``, so ``eta = lr / T`` is stable for ``lr < 2`` in the kernel
+    regime, whatever ``m``, ``L`` and ``lam``. Like the theory's
     ``eta = Theta(1/(eps rho^2 m))``, it scales as ``1/(m L^2)`` (up to log factors).
     """
-    q = 1.0 + np.arange(L) * eps_x**2  # q_1..q_L
-    cum = np.cumsum(q)  # cum[j-1] = sum_{t<=j} q_t
+    md = mode_spec(mode)
+    tW, tA, tB = _trained_flags(trained)
+    if x_sq_norms is not None:
+        n = np.asarray(x_sq_norms, dtype=np.float64)
+        if n.shape != (L,):
+            raise ValueError(f"x_sq_norms must have shape ({L},), got {n.shape}")
+    else:
+        n = np.full(L, 1.0 if md.name == "plain" else eps_x**2)
+        n[0] = 1.0 if md.start_token else n[0]
+        n[-1] = 1.0 if md.end_token else n[-1]
+    q = np.cumsum(n)  # q[t-1] = q_t, 1-based t
+    cum_q = np.concatenate([[0.0], np.cumsum(q)])  # cum_q[k] = sum_{t<=k} q_t
     pos = np.asarray(positions, dtype=np.int64)  # 0-based position p is 1-based j = p + 1
-    inner = np.where(pos >= 1, cum[np.maximum(pos - 1, 0)], 0.0)  # sum_{t=1}^{j-1} q_t
-    return float(lam**2 * (m / 2.0) * inner.sum())
+    total = 0.0
+    if tW:
+        total += md.b_var * m / 2.0 * cum_q[pos].sum()  # sum_{t=1}^{j-1} q_t = cum_q[j-1]
+    if tA:
+        total += md.b_var * m / 2.0 * q[pos].sum()
+    if tB:
+        total += d * q[pos].sum()
+    return float(lam**2 * total)
+
+
+def empirical_ntk_trace(
+    p: RNNParams,
+    X: np.ndarray,
+    positions,
+    lam: float = 1.0,
+    *,
+    trained: Iterable[str] = ("W",),
+    K: int | None = None,  # noqa: N803
+) -> float:
+    """Measured per-sample trace of the gradient kernel of the ``trained`` matrices.
+
+    ``mean over the samples of X of sum over scored positions j and outputs s of
+    ||d(lam yhat_{j,s})/d theta||^2`` (squared Frobenius norms summed over the trained
+    matrices), exact for the given weights: each gradient is that of
+    ``0.5 ||yhat_j - Y_j||^2`` with ``Y = yhat - e_s`` at position ``j`` alone, whose residual
+    is ``e_s``. Costs ``len(positions) * d`` forward-backward passes per sample; a few
+    samples suffice (the per-sample scatter is small at large ``m``).
+    """
+    X = _as_inputs(p, X)
+    Yhat = forward(p, X, lam)
+    total = 0.0
+    for k in range(X.shape[0]):
+        for j in np.asarray(positions, dtype=np.int64):
+            for s in range(p.d):
+                Y = Yhat[k : k + 1].copy()
+                Y[0, j, s] -= 1.0
+                _, g = loss_and_grad(p, X[k : k + 1], Y, lam, [j], trained=trained, K=K)
+                total += sum(_sq_norm(a) for a in g if a is not None)
+    return total / X.shape[0]
 
 
 # Internal helpers
+
+
+def _sq_norm(a: np.ndarray) -> float:
+    return float(np.sum(np.square(a, dtype=np.float64)))
+
+
+def _check_choice(what, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {allowed}, got {value!r}")
+
+
+def _trained_flags(trained) -> tuple[bool, bool, bool]:
+    if isinstance(trained, str):
+        trained = (trained,)
+    names = set(trained)
+    if not names or not names <= set(PARAM_NAMES):
+        raise ValueError(f"trained must be a non-empty subset of {PARAM_NAMES}, got {trained!r}")
+    return "W" in names, "A" in names, "B" in names
+
+
+def _as_k(K, L):  # noqa: N803
+    if K is None:
+        return L
+    if isinstance(K, bool) or not isinstance(K, int | np.integer) or K < 1:
+        raise ValueError(f"K must be None or an integer >= 1, got {K!r}")
+    return int(min(K, L))
 
 
 def _as_inputs(p: RNNParams, X) -> np.ndarray:
@@ -256,23 +717,52 @@ def _as_batch(p: RNNParams, X, Y, positions):
     return X, Y, scored
 
 
+def _gate_arrays(p: RNNParams, train_a: bool):
+    """``V``, ``C = V A``, ``b`` and ``use_c`` for the kernels (empty dummies for Elman).
+
+    ``C`` replaces the per-position ``V z_t`` (m^2) by ``C x_t`` (m d_in); it is only valid
+    while ``A`` is fixed, so it is not used when ``A`` is trained.
+    """
+    if p.cell != "minimal":
+        empty = np.zeros((0, 0), p.dtype)
+        return empty, empty, np.zeros(0, p.dtype), False
+    if train_a:
+        return p.V, np.zeros((0, 0), p.dtype), p.b, False
+    return p.V, np.ascontiguousarray(p.V @ p.A), p.b, True
+
+
 def _workspace(p: RNNParams, L: int):  # noqa: N803
-    H = np.zeros((L + 1, p.m), dtype=p.dtype)
-    D = np.empty((L, p.m), dtype=p.dtype)
-    g = np.empty(p.m, dtype=p.dtype)
-    return H, D, g
+    """``H, U, Z, D, G, R, S, I, c`` of :mod:`._rnn_jit` (``H[0] = 0``)."""
+    m, dt = p.m, p.dtype
+    gated = p.cell == "minimal"
+    H = np.zeros((L + 1, m), dtype=dt)
+    U = np.zeros((L if gated else 0, m), dtype=dt)
+    Z = np.zeros((L if gated else 0, m), dtype=dt)
+    D = np.zeros((L, m), dtype=dt)
+    G = np.zeros((L if gated else 0, m), dtype=dt)
+    R = np.zeros((L, p.d), dtype=dt)
+    S = np.zeros((3, m), dtype=dt)
+    I = np.zeros(max(m, L), dtype=np.int64)  # noqa: E741
+    c = np.zeros(L, dtype=dt)
+    return H, U, Z, D, G, R, S, I, c
 
 
 def warmup(dtypes=("float64",)) -> None:
     """Compile (or load from the on-disk cache) every kernel for ``dtypes`` on tiny inputs.
 
-    Called once in the parent process before workers start, so workers only read the cache.
+    Every kernel takes the cell, the trained set and ``K`` as runtime arguments, so one call
+    per dtype compiles every variant; the calls below still run each cell, the truncated path
+    and a trained ``A`` so that a broken variant fails here, before workers start.
     """
     for dtype in dtypes:
         rng = np.random.default_rng(0)
-        p = init_params(2, 2, 1, rng, dtype)
-        X = np.ones((1, 3, 2), dtype=dtype)
-        Y = np.zeros((1, 3, 1), dtype=dtype)
-        forward(p, X)
-        loss_and_grad(p, X, Y, positions=[2])
-        sgd_chunk(p, X, Y, 0.0, positions=[2])
+        for cell in CELLS:
+            p = init_params(2, 2, 1, rng, dtype, cell=cell)
+            X = np.ones((1, 3, 2), dtype=dtype)
+            Y = np.zeros((1, 3, 1), dtype=dtype)
+            forward(p, X)
+            _trajectories(p, X)
+            loss_and_grad(p, X, Y, positions=[2], trained=("W", "A", "B"))
+            loss_and_grad(p, X, Y, positions=[2], K=1)
+            sgd_chunk(p, X, Y, 0.0, positions=[2])
+            sgd_chunk(p, X, Y, 0.0, positions=[2], trained=("A",), K=1)
