@@ -13,7 +13,7 @@ from types import ModuleType
 
 import numpy as np
 
-from . import rnn
+from . import mlp2, mlp3, resnet, rnn
 from .base import Learner, LearnerError
 
 __all__ = ["LEARNERS", "Learner", "LearnerError", "make", "warmup"]
@@ -21,6 +21,9 @@ __all__ = ["LEARNERS", "Learner", "LearnerError", "make", "warmup"]
 #: kind -> module with ``Config``, ``make`` and ``warmup``.
 LEARNERS: dict[str, ModuleType] = {
     "rnn": rnn,
+    "resnet": resnet,
+    "mlp2": mlp2,
+    "mlp3": mlp3,
 }
 
 

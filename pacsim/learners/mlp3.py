@@ -1,0 +1,34 @@
+"""``kind = "mlp3"``: the AZLL three-layer ReLU network of :mod:`pacsim.models.ff`, vanilla SGD.
+
+``out = A ReLU(V ReLU(W x + b1) + b2)``; ``W, V`` (and ``b1, b2``) trained, ``A`` fixed unless
+``train_output`` (``shared/research/resnet_kernels.md`` 2.3).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field
+
+from .._config_base import Frozen, PosFloat
+from ..models import ff
+from .ff import ACCEPTS, SGD, FFLearner, warmup
+
+__all__ = ["ACCEPTS", "SGD", "Config", "make", "warmup"]
+
+
+class Config(Frozen):
+    """AZLL three-layer ReLU network (see :mod:`pacsim.models.ff`)."""
+
+    kind: Literal["mlp3"] = "mlp3"
+    m: Annotated[int, Field(ge=1, le=65536)] = 256  #: width of both hidden layers (m1 = m2 = m)
+    eps_a: PosFloat = 1.0  #: output weights A ~ N(0, eps_a^2); W, b1, V, b2 ~ N(0, 1/m)
+    train_bias: bool = True  #: train b1 and b2 (False: the theorem's fixed bias)
+    train_output: bool = False  #: also train A
+    dtype: Literal["float64", "float32"] = "float64"
+
+
+def make(cfg: Config, concept, rng: np.random.Generator) -> FFLearner:
+    rates = ff.default_rates(train_bias=cfg.train_bias, train_output=cfg.train_output)
+    return FFLearner("mlp3", cfg, concept, rng, rates=rates, eps_a=cfg.eps_a)
