@@ -4,8 +4,17 @@ A concept is drawn once from a run's ``concept`` stream (``family.make(cfg, rng)
 label any number of inputs. Two kinds exist:
 
 * ``"sequence"``: ``X`` of shape (n, L, d_x) (row 0 is the start position and carries no
-  token), ``Y`` of shape (n, L, d); only the 0-based ``positions`` are scored.
-* ``"vector"``: ``X`` of shape (n, d_in), ``Y`` of shape (n, d); one output, always scored.
+  token), ``Y`` of shape (n, L, d); only the 0-based ``positions`` are scored. A sequence
+  concept exposes the ints ``L``, ``d_x``, ``d`` and the int array ``positions`` (ascending).
+  Families labelled at the end (PG21, regular languages) also keep row ``L - 1`` free of a
+  token (the end position) and score only ``positions = [L - 1]``.
+* ``"vector"``: ``X`` of shape (n, d_in), ``Y`` of shape (n, d); one output, always scored. A
+  vector concept exposes the ints ``d_in`` and ``d``; its ``positions`` is ``None``.
+
+Every concept also has ``labels(X)`` (the noise-free labels of given inputs), ``info()``
+(scalars recorded with every run as ``concept_info.*``: complexity measures, label scale, a
+fingerprint of the target) and an optional ``cfg`` (the family ``Config`` it was made from);
+:func:`pacsim.concepts.save` and :func:`pacsim.concepts.load` store and restore it exactly.
 
 ``sample(n, rng)`` must be *nested*: drawing ``n1`` then ``n2`` samples from one generator gives
 exactly the first ``n1 + n2`` samples of a single draw, so training sets are nested in N and the
@@ -23,6 +32,7 @@ import numpy as np
 class Concept(Protocol):
     family: str
     kind: Literal["sequence", "vector"]
+    d: int  #: output dimension
 
     @property
     def positions(self) -> np.ndarray | None:
@@ -30,6 +40,9 @@ class Concept(Protocol):
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` labelled samples ``(X, Y)`` (nested in ``n``; see the module docstring)."""
+
+    def labels(self, X: np.ndarray) -> np.ndarray:
+        """Noise-free labels of inputs ``X`` (the shape of ``sample``'s ``Y``)."""
 
     def info(self) -> dict[str, float | int | str]:
         """Scalars recorded with every run (complexity measures, label scale, ...)."""
