@@ -1,0 +1,168 @@
+"""Kernel ridge regression and ridge readouts (:mod:`pacsim.kernels.krr`, ``fit_monomial``).
+
+* the Cholesky solve against ``np.linalg.solve``; the fitted predictor against the formula;
+* the 2-D / 3-D / 4-D kernel layouts (shared, per-output, joint) against explicit systems;
+* selection never reads test labels: the fitting API has no place for them, and poisoned test
+  labels passed through the evaluation path leave the chosen hyper-parameters unchanged;
+* the selection does pick sensible values (bandwidth, ridge) and refits on all N samples;
+* feature ridge (primal and dual) and monomial least squares.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as np
+import numpy.testing as npt
+import pytest
+
+from pacsim.kernels import classical, krr, relu, rntk
+from pacsim.models import rnn
+
+
+def problem(rng, n=60, d=3, k=2, noise=0.05):
+    X = rng.standard_normal((n, d))
+    W = rng.standard_normal((d, k))
+    Y = np.sin(X @ W) + noise * rng.standard_normal((n, k))
+    return X, Y
+
+
+def test_solve_matches_numpy(rng):
+    X, Y = problem(rng)
+    K = classical.gaussian(X, bandwidth=1.3)
+    for ridge in (1e-6, 1e-2, 1.0):
+        alpha, r_abs, jitter = krr.solve(K, Y, ridge)
+        assert jitter == 0.0
+        npt.assert_allclose(r_abs, ridge * np.trace(K) / len(K))
+        ref = np.linalg.solve(K + r_abs * np.eye(len(K)), Y)
+        npt.assert_allclose(alpha, ref, rtol=1e-8, atol=1e-10 * np.abs(ref).max())
+        a1, *_ = krr.solve(K, Y[:, 0], ridge)  # 1-D labels
+        npt.assert_allclose(a1, alpha[:, 0])
+    a_abs, r_abs, _ = krr.solve(K, Y, 0.3, relative=False)
+    assert r_abs == 0.3
+    npt.assert_allclose(a_abs, np.linalg.solve(K + 0.3 * np.eye(len(K)), Y), rtol=1e-8)
+
+
+def test_ridge_zero_on_a_singular_kernel_uses_jitter(rng):
+    X = rng.standard_normal((30, 2))
+    K = classical.polynomial(X, degree=1, offset=0.0)  # rank 2
+    alpha, _, jitter = krr.solve(K, X[:, :1], 0.0)
+    assert 0 < jitter <= 1e-4 * np.trace(K) / 30
+    npt.assert_allclose(K @ alpha, X[:, :1], atol=1e-6)  # still interpolates
+
+
+def test_fitted_predictor_is_the_krr_formula(rng):
+    X, Y = problem(rng)
+    Xt = rng.standard_normal((9, 3))
+    kern = functools.partial(relu.ntk, depth=2)
+    model = krr.fit(kern, X, Y, ridges=(1e-3,))
+    K = relu.ntk(X, depth=2)
+    ref = relu.ntk(Xt, X, depth=2) @ np.linalg.solve(K + 1e-3 * np.trace(K) / 60 * np.eye(60), Y)
+    npt.assert_allclose(model.predict(Xt), ref, rtol=1e-8)
+    assert model.ridge == 1e-3 and model.params == {}
+    m1 = krr.fit(kern, X, Y[:, 0], ridges=(1e-3,))  # 1-D labels -> 1-D predictions
+    npt.assert_allclose(m1.predict(Xt), ref[:, 0], rtol=1e-8)
+
+
+def test_kernel_layouts(rng):
+    """2-D shared, 3-D per-output and 4-D joint kernels, each against an explicit solve."""
+    n, L = 12, 5
+    X = rnn.azl_inputs(rng.standard_normal((n, L, 3)), 0.5)
+    Xt = rnn.azl_inputs(rng.standard_normal((4, L, 3)), 0.5)
+    pos = [2, 3, 4]
+    Y = rng.standard_normal((n, len(pos)))
+    ridge = 1e-2
+    # 3-D: one kernel per position
+    Kd = rntk.rntk(X, None, pos, blocks="diag")
+    Kdt = rntk.rntk(Xt, X, pos, blocks="diag")
+    gm = krr.fit_gram(Kd, Y, ridges=(ridge,))
+    for a in range(len(pos)):
+        Ka = Kd[:, :, a]
+        ref = Kdt[:, :, a] @ np.linalg.solve(Ka + ridge * np.trace(Ka) / n * np.eye(n), Y[:, a])
+        npt.assert_allclose(gm.predict(Kdt)[:, a], ref, rtol=1e-8)
+    # 4-D: the joint (n P) x (n P) system
+    Kf = rntk.rntk(X, None, pos)
+    Kft = rntk.rntk(Xt, X, pos)
+    gm = krr.fit_gram(Kf, Y, ridges=(ridge,))
+    big = Kf.transpose(0, 2, 1, 3).reshape(n * 3, n * 3)
+    alpha = np.linalg.solve(big + ridge * np.trace(big) / (3 * n) * np.eye(3 * n), Y.reshape(-1))
+    ref = Kft.transpose(0, 2, 1, 3).reshape(4 * 3, n * 3) @ alpha
+    npt.assert_allclose(gm.predict(Kft), ref.reshape(4, 3), rtol=1e-8)
+    # a callable kernel returning 4-D blocks works through fit() as well
+    model = krr.fit(lambda A, B: rntk.rntk(A, B, pos), X, Y, ridges=(ridge,))
+    npt.assert_allclose(model.predict(Xt), gm.predict(Kft), rtol=1e-10)
+    with pytest.raises(ValueError):
+        krr.fit_gram(Kf[:, :, :2, :2], Y)
+
+
+def test_selection_cannot_read_test_labels(rng):
+    X, Y = problem(rng, n=80)
+    Xt, Yt = problem(rng, n=40)
+    # 1. structurally: no fitting entry point has a parameter for anything but training data
+    for fn in (krr.fit, krr.fit_gram, krr.fit_features, classical.fit_monomial):
+        names = set(inspect.signature(fn).parameters)
+        assert not {n for n in names if "test" in n.lower()}, fn
+        assert names <= {"kernel", "X", "Y", "K", "F", "params", "ridges", "val_fraction",
+                         "seed", "degree", "multilinear"}, (fn, names)  # fmt: skip
+    # 2. poisoned test labels go through the evaluation path only: the selection is unchanged
+    grid = {"bandwidth": [0.3, 1.0, 3.0]}
+    chosen = []
+    for labels in (Yt, np.full_like(Yt, np.nan), -1e9 * Yt):
+        model = krr.fit(classical.gaussian, X, Y, params=grid)
+        score = krr.mse(model.predict(Xt), labels)  # evaluation: the only place labels appear
+        chosen.append((model.params, model.ridge, [s.val_mse for s in model.selection]))
+        assert np.isnan(score) or score > 0
+    assert chosen[0] == chosen[1] == chosen[2]
+    # 3. the predictor's only method taking data returns predictions, nothing else
+    assert list(inspect.signature(model.predict).parameters) == ["X"]
+    # 4. the validation split is carved from the training samples only
+    fi, vi = krr.split(80, krr.VAL_FRACTION, 0)
+    assert len(vi) == 16 and len(fi) == 64 and set(fi) | set(vi) == set(range(80))
+
+
+def test_selection_picks_sensible_values(rng):
+    X = rng.uniform(-1, 1, (150, 1))
+    Y = np.sin(6 * X)  # noiseless and smooth: a small bandwidth, a tiny ridge
+    model = krr.fit(classical.gaussian, X, Y, params={"bandwidth": [0.01, 0.3, 30.0]})
+    assert model.params == {"bandwidth": 0.3}
+    assert model.ridge <= 1e-4
+    Yn = Y + 0.5 * rng.standard_normal(Y.shape)  # very noisy: a large ridge
+    noisy = krr.fit(classical.gaussian, X, Yn, params={"bandwidth": [0.3]})
+    assert noisy.ridge >= 1e-2
+    # refitted on all N samples (the dual vector covers every training sample)
+    assert model.alpha.shape == (150, 1) and model.X.shape == (150, 1)
+    assert len(model.selection) == 3 * len(krr.RIDGES)
+
+
+def test_fit_features_primal_dual_and_least_squares(rng):
+    n = 40
+    for p in (10, 90):  # primal (p <= n) and dual (p > n) paths
+        F = rng.standard_normal((n, p))
+        Y = rng.standard_normal((n, 2))
+        r = 1e-2
+        coef = krr._ridge_coef(F, Y, r)
+        lam = r * np.einsum("ij,ij->", F, F) / n
+        ref = np.linalg.solve(F.T @ F + lam * np.eye(p), F.T @ Y)
+        npt.assert_allclose(coef, ref, rtol=1e-7, atol=1e-10)
+    F = rng.standard_normal((n, 5))
+    w = rng.standard_normal(5)
+    model = krr.fit_features(F, F @ w)  # noiseless: least squares is exact
+    npt.assert_allclose(model.predict(F[:3]), F[:3] @ w, rtol=1e-6)
+
+
+@pytest.mark.parametrize("multilinear", [False, True])
+def test_monomial_least_squares_recovers_a_polynomial(rng, multilinear):
+    X = rng.choice([-1.0, 1.0], size=(300, 6)) if multilinear else rng.standard_normal((300, 4))
+    Y = 1.0 + X[:, 0] * X[:, 1] - 2.0 * X[:, 2] * X[:, 3] * X[:, 1] + 0.5 * X[:, 3]
+    if not multilinear:
+        Y = Y + X[:, 0] ** 3
+    model = classical.fit_monomial(X, Y, 3, multilinear=multilinear)
+    Xt = rng.choice([-1.0, 1.0], size=(20, 6)) if multilinear else rng.standard_normal((20, 4))
+    Yt = 1.0 + Xt[:, 0] * Xt[:, 1] - 2.0 * Xt[:, 2] * Xt[:, 3] * Xt[:, 1] + 0.5 * Xt[:, 3]
+    if not multilinear:
+        Yt = Yt + Xt[:, 0] ** 3
+    npt.assert_allclose(model.predict(Xt), Yt, atol=1e-8)
+    assert model.ridge == 0.0
+    validated = classical.fit_monomial(X, Y, 2, multilinear=multilinear, ridges=(0.0, 1e-3))
+    assert validated.ridge in (0.0, 1e-3)
