@@ -158,7 +158,10 @@ class SweepConfig(_Frozen):
         if isinstance(v, list):
             if not v:
                 raise ValueError("at least one seed is required")
-            dup = sorted({s for s in v if v.count(s) > 1}, key=str)
+            try:
+                dup = sorted({s for s in v if v.count(s) > 1}, key=str)
+            except TypeError:  # unhashable entries: the type check names the first one
+                return tuple(v)
             if dup:
                 raise ValueError(f"duplicate seeds {dup}; each seed may appear once")
             return tuple(v)
@@ -209,9 +212,12 @@ class SweepConfig(_Frozen):
                     continue
                 *parents, leaf = key.split(".")
                 node = raw
-                for part in parents:
-                    node = node[part]
-                node[leaf] = list(value) if isinstance(value, tuple) else value
+                try:
+                    for part in parents:
+                        node = node[part]
+                    node[leaf] = list(value) if isinstance(value, tuple) else value
+                except (KeyError, TypeError):
+                    raise ValueError(f"grid key {key!r} does not name a setting") from None
             try:
                 out.append((values, RunSpec.model_validate(raw)))
             except ValidationError as e:
@@ -278,7 +284,7 @@ def _is_field_path(model: type[BaseModel], parts: list[str]) -> bool:
     """Whether ``parts`` names a leaf setting. Keys inside the tagged sections (concept, model)
     depend on the family or kind, so they are checked when each grid point is validated."""
     if model is RunSpec and parts[0] in _TAGGED:
-        return len(parts) > 1
+        return len(parts) == 2  # concept and model settings are flat
     field = model.model_fields.get(parts[0])
     if field is None:
         return False

@@ -20,6 +20,7 @@ resamples is ``+inf``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,3 +136,25 @@ class BisectionSearch:
         else:
             mid = round((self.lo * self.hi) ** 0.5)
             self._next = mid if self.lo < mid < self.hi else None
+
+    def stop(self) -> None:
+        """Evaluate nothing more (a budget ran out)."""
+        self._next = None
+
+    def max_left(self) -> int:
+        """An upper bound on the number of sample sizes still to evaluate (for ETAs)."""
+        if self._next is None:
+            return 0
+        if self.hi is None:  # bracketing up to n_max, then bisecting one grid step
+            k, n = 1, self._next
+            while n < self.n_max:
+                n = min(self.n_max, max(n + 1, round(n * self.factor)))
+                k += 1
+            return k + self._bisections(self.factor)
+        return max(1, self._bisections(self.hi / self.lo))
+
+    def _bisections(self, ratio: float) -> int:
+        """Geometric bisections that take a bracket ``hi / lo = ratio`` to ``rel_tol``."""
+        if ratio - 1 <= self.rel_tol:
+            return 0
+        return max(0, math.ceil(math.log2(math.log(ratio) / math.log1p(self.rel_tol))))

@@ -1,43 +1,54 @@
 """Sweeps: expand the grid, run every (cell, seed, step size, N) in parallel, resume, tabulate.
 
-Work units are single training runs (:func:`pacsim.train.run`). Each cell has a planner that
-says which sample sizes to evaluate next: the online protocol needs one run per seed and step
-size (the checkpointed curve); the finite protocol brackets N_eps on a geometric grid and then
-bisects (:class:`pacsim.samples.BisectionSearch`), launching the runs of many cells at once.
-Every finished run is written atomically to ``units/<run id>.json`` the moment it finishes, so
-an interrupted sweep loses only the runs in flight, and a re-run trains only what is missing.
+Work units are single training runs (:func:`pacsim.train.run`), keyed by a content hash of
+everything that determines their numbers (:func:`pacsim.store.run_id`). Each cell has a planner
+that says which sample sizes to evaluate next: the online protocol needs one run per seed and
+step size (the checkpointed curve); the finite protocol brackets N_eps on a geometric grid and
+then bisects (:class:`pacsim.samples.BisectionSearch`), launching the runs of many cells at
+once. Every finished run is written atomically to ``units/<run id>.json`` the moment it
+finishes, so a killed sweep loses only the runs in flight, and a re-run trains only what is
+missing; the tables are rebuilt from the unit files, so they are the same however often the
+sweep was interrupted, and whatever the executor (:mod:`pacsim.executors`) and worker count.
+
+A run that raises is recorded as ``failed`` (with its message), one whose loss blows up as
+``diverged``, one stopped by the wall-time cap as ``timeout``; the sweep goes on. See
+``docs/sweeps.md``.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
-import multiprocessing
-import os
+import datetime
+import json
+import math
+import signal
+import sys
+import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import learners, samples, train
-from .config import RunSpec, SweepConfig, geometric_grid, section_label
+from . import learners, samples
+from .config import RunSpec, SweepConfig, geometric_grid, parse_sweep, section_label
+from .errors import PacsimError
+from .executors import (EXECUTORS, WORKER_ENV, WorkerDied, WorkerTimeout, available_cores,
+                        failed_result, init_worker, make_executor, run_task)
 from .store import RunDir, provenance, run_id, write_atomic, write_parquet
 
-#: Environment of worker processes: one thread each for BLAS and Numba (a process per core).
-WORKER_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "NUMBA_NUM_THREADS": "1",
-}
+__all__ = ["WORKER_ENV", "SweepOutcome", "Unit", "run_sweep", "sweep_status", "results_table",
+           "sample_complexity_table", "Budget", "budget"]
+
+#: Provenance columns of the results table that differ between two sweeps on one machine
+#: that computed the same numbers: where, when, how fast and by what each run ran.
+VOLATILE = ("wall_s", "host", "git_commit", "executor", "started_at")
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One training run of a sweep."""
+    """One training run of a sweep; ``id`` is the hash of :attr:`key`."""
 
     cell: int
     spec: RunSpec
@@ -45,18 +56,29 @@ class Unit:
     lr: float
     checkpoints: tuple[int, ...]
     validate: bool
+    id: str = field(default="", compare=False)
 
     @property
     def key(self) -> dict:
         """Everything that determines the run's numbers (hashed into its id)."""
-        spec = self.spec.model_dump(mode="json")
-        spec["train"]["lr"] = self.lr
-        return {"spec": spec, "seed": self.seed, "checkpoints": list(self.checkpoints),
-                "validate": self.validate}
+        return _unit_key(self.spec.model_dump(mode="json"), self.seed, self.lr,
+                         self.checkpoints, self.validate)
 
-    @property
-    def id(self) -> str:
-        return run_id(self.key)
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-cell caps: each run of a cell gets at most ``n_max`` samples, ``max_steps`` SGD
+    steps and ``max_wall_s`` seconds; a cell that needs more is censored."""
+
+    n_max: int
+    max_steps: int | None = None
+    max_wall_s: float | None = None
+
+
+def budget(cfg: SweepConfig) -> Budget:
+    """The caps of a sweep (``target.n_max``, ``target.max_steps``, ``target.max_wall_s``)."""
+    t = cfg.target
+    return Budget(t.n_max, getattr(t, "max_steps", None), getattr(t, "max_wall_s", None))
 
 
 @dataclass
@@ -68,14 +90,31 @@ class SweepOutcome:
     n_trained: int = 0
     n_failed: int = 0
     n_diverged: int = 0
+    n_timeout: int = 0
     n_cells: int = 0
     n_censored: int = 0
     wall_s: float = 0.0
-    failures: list[str] = field(default_factory=list)
+    executor: str = ""
+    failures: list[str] = field(default_factory=list)  #: one line per failed run
+
+
+class SweepInterrupted(PacsimError):
+    """Ctrl-C: the finished runs are saved; running the same command resumes."""
+
+    exit_code = 130
 
 
 def run_sweep(
-    cfg: SweepConfig, out: str | Path = "runs", workers: int | None = None, progress: bool | None = None
+    cfg: SweepConfig,
+    out: str | Path = "runs",
+    workers: int | None = None,
+    progress: bool | None = None,
+    *,
+    executor: str = "local",
+    scheduler: str | None = None,
+    retry_failed: bool = False,
+    wait: bool = False,
+    on_wait=None,
 ) -> SweepOutcome:
     """Run (or resume) a sweep and write its tables to ``out/<cfg.name>/``.
 
@@ -87,84 +126,97 @@ def run_sweep(
     workers : int, optional
         Worker processes (default: one per available core). Results do not depend on it.
     progress : bool, optional
-        Show a progress bar (default: only on a terminal).
+        A progress bar (``True``), nothing (``False``), or (default) a bar on a terminal and a
+        log line every 30 s otherwise.
+    executor : {"local", "dask"}
+        Local worker processes, or Dask distributed (a ``LocalCluster``, or the cluster at
+        ``scheduler``). Results do not depend on it.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); implies ``executor="dask"``.
+    retry_failed : bool
+        Run again the stored runs that failed (by default they are kept, and reported).
+    wait : bool
+        If another sweep holds the run folder, wait for it (default: raise
+        :class:`pacsim.store.RunDirBusy` at once). ``on_wait(holder)`` is called first.
+
+    Raises
+    ------
+    PacsimError
+        Before any work: unwritable folder, folder in use, unknown executor.
     """
     t0 = time.perf_counter()
+    if executor not in EXECUTORS:
+        raise PacsimError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    if scheduler is not None:
+        executor = "dask"
     run_dir = RunDir(Path(out) / cfg.name)
     run_dir.prepare()
-    write_atomic(run_dir.path / "sweep.json", cfg.model_dump_json(indent=2).encode())
-    cells = cfg.cells()
-    planners = [_planner(cfg, spec) for _, spec in cells]
-    workers = workers or _available_cores()
-    outcome = SweepOutcome(run_dir=run_dir.path, n_cells=len(cells))
-    records: dict[str, dict] = {}
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=0, unit="run", disable=None if progress is None else not progress)
-    # compile once, before workers start
-    learners.warmup({(spec.model.kind, getattr(spec.model, "dtype", "float64")) for _, spec in cells})
-    with _worker_env(), cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn")
-    ) as pool:
-        running: dict[cf.Future, Unit] = {}
-        waiting = {}  # cell -> units of its current batch
-        while True:
-            for cell, planner in enumerate(planners):
-                while cell not in waiting and (n := planner.next()) is not None:
-                    batch = _batch(cfg, cell, cells[cell][1], n)
-                    planner.units.extend(batch)
-                    bar.total += len(batch)
-                    todo = []
-                    for unit in batch:
-                        record = run_dir.load(unit.id)
-                        if record is None:
-                            todo.append(unit)
-                        else:
-                            records[unit.id] = record
-                            bar.update(1)
-                    if todo:
-                        waiting[cell] = batch
-                        for unit in todo:
-                            running[pool.submit(_run_unit, unit)] = unit
-                    else:
-                        planner.observe(n, _reached(cfg, batch, records))
-            bar.refresh()
-            if not running:
-                break
-            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                unit = running.pop(fut)
-                record = _record(unit, fut)
-                run_dir.save(record)
-                records[unit.id] = record
-                outcome.n_trained += 1
-                bar.update(1)
-                batch = waiting.get(unit.cell)
-                if batch and all(u.id in records for u in batch):
-                    del waiting[unit.cell]
-                    planners[unit.cell].observe(batch[0].checkpoints[-1], _reached(cfg, batch, records))
-    bar.close()
-
-    units = [u for planner in planners for u in planner.units]
-    results = results_table(cfg, cells, units, records)
-    write_parquet(results, run_dir.path / "results.parquet")
-    sc = sample_complexity_table(cfg, cells, results)
-    write_parquet(sc, run_dir.path / "sample_complexity.parquet")
-
-    statuses = [records[u.id]["result"]["status"] for u in units]
-    outcome.n_runs = len(units)
-    outcome.n_failed = statuses.count("failed")
-    outcome.n_diverged = statuses.count("diverged")
-    outcome.failures = [records[u.id]["result"]["error"] for u in units
-                        if records[u.id]["result"]["status"] == "failed"]
-    outcome.n_censored = int(sc["censored"].sum())
+    with run_dir.lock(wait=wait, on_wait=on_wait):
+        run_dir.remove_temporaries()
+        write_atomic(run_dir.path / "sweep.json", cfg.model_dump_json(indent=2).encode())
+        sweep = _Sweep(cfg, run_dir, retry_failed=retry_failed)
+        sweep.run(executor, workers, scheduler, progress)
+        outcome = sweep.tabulate()
     outcome.wall_s = time.perf_counter() - t0
     return outcome
 
 
+def sweep_status(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """Where a (possibly unfinished or interrupted) sweep stands, from its folder alone.
+
+    Replays every cell's search over the stored unit files. Returns one row per cell (``done``
+    ok runs, ``diverged``, ``timeout``, ``failed``, ``pending``: runs of the current step not
+    stored yet, ``state``: ``"done"``, ``"censored"``, ``"running"`` or ``"not started"``, and
+    ``n_eps`` of the finished cells) and a summary dict (totals, ``holder``: the sweep running
+    there now, if any).
+    """
+    run_dir = RunDir(path)
+    spec_file = run_dir.path / "sweep.json"
+    if not spec_file.is_file():
+        raise PacsimError(f"{str(run_dir.path)!r} is not a run folder (no sweep.json); "
+                          "run `pacsim sweep CONFIG` first")
+    try:
+        raw = json.loads(spec_file.read_text())
+    except (OSError, ValueError) as e:
+        raise PacsimError(f"{spec_file}: unreadable ({e})") from None
+    cfg = parse_sweep(raw, source=str(spec_file))
+    sweep = _Sweep(cfg, run_dir, quiet=True)
+    pending = {cell: len(sweep.search.advance(cell)) for cell in range(len(sweep.search.cells))}
+    rows = []
+    for cell, (values, spec) in enumerate(sweep.search.cells):
+        p = sweep.search.planners[cell]
+        units = p.units
+        status = [sweep.records[u.id]["result"]["status"] for u in units if u.id in sweep.records]
+        finished = p.next() is None
+        n_eps = np.nan
+        if finished and units:
+            n_eps = _point_n_eps(cfg, spec, units, sweep.records)
+        state = ("not started" if not status else "running" if not finished
+                 else "censored" if not np.isfinite(n_eps) else "done")
+        if finished and not units:
+            state = "censored"
+        rows.append({"cell": cell, **{k: section_label(v) for k, v in values.items()},
+                     "protocol": spec.train.protocol, "done": status.count("ok"),
+                     "diverged": status.count("diverged"), "timeout": status.count("timeout"),
+                     "failed": status.count("failed"), "pending": pending[cell],
+                     "state": state, "n_eps": n_eps if np.isfinite(n_eps) else np.nan})
+    df = pd.DataFrame(rows)
+    summary = {"name": cfg.name, "cells": len(rows),
+               **{k: int(df[k].sum())
+                  for k in ("done", "diverged", "timeout", "failed", "pending")},
+               "more": sweep.search.runs_left(),
+               "censored": int((df["state"] == "censored").sum()),
+               "finished_cells": int(df["state"].isin(["done", "censored"]).sum()),
+               "holder": run_dir.holder()}
+    return df, summary
+
+
 def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> pd.DataFrame:
-    """Long-form table: one row per (run, evaluated n), flattened config and provenance."""
+    """Long-form table: one row per (run, evaluated n), flattened config and provenance.
+
+    ``lr_chosen`` marks the rows whose step size the validation set chose at that ``n``
+    (always true with a single step size).
+    """
     rows = []
     for unit in units:
         rec = records[unit.id]
@@ -173,45 +225,65 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
                 **_flat(unit.spec.model_dump(mode="json"))}
         base.update({"train.lr": unit.lr, "seed": unit.seed, "eta": res["eta"],
                      "status": res["status"], "diverged_step": res["diverged_step"],
-                     "error": res.get("error"), "test_label_var": res["test_label_var"],
-                     "wall_s": res["wall_s"], **res.get("info", {}), **rec["provenance"]})
+                     "error": res.get("error"), "message": res.get("message"),
+                     "test_label_var": res["test_label_var"], "wall_s": res["wall_s"],
+                     **res.get("info", {}), **rec["provenance"]})
         by_n = {r["n"]: r for r in res["rows"]}
         for n in unit.checkpoints:  # a checkpoint after a divergence or failure is not reached
             r = by_n.get(n)
             if r is None:
-                fill = np.inf if res["status"] == "diverged" else np.nan
+                fill = np.inf if res["status"] in ("diverged", "timeout") else np.nan
                 r = {"n": n, "train_loss": np.nan, "test_mse": fill, "test_nmse": fill,
                      "val_nmse": fill if unit.validate else np.nan}
-            rows.append({**base, **r, "steps": _steps(unit, n)})
+            rows.append({**base, **r, "steps": _steps(unit.spec, n)})
     df = pd.DataFrame(rows)
+    if df.empty:
+        return df
     df["diverged_step"] = df["diverged_step"].astype("Int64")
+    df["lr_chosen"] = True
+    for cell, part in df.groupby("cell", sort=False):
+        spec = cells[cell][1]
+        lrs = list(unit_lrs(spec))
+        if len(lrs) == 1:
+            continue
+        err, val, ns = _cell_arrays(part, lrs, list(cfg.seeds))
+        _, choice = samples.selected_median(err, val)
+        chosen = dict(zip(ns.tolist(), np.asarray(lrs)[choice].tolist(), strict=True))
+        df.loc[part.index, "lr_chosen"] = part["train.lr"].to_numpy() == part["n"].map(chosen)
     return df
 
 
-def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: N_eps with its bootstrap CI, or censored (N_eps > n_max)."""
+def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame,
+                            capped: dict[int, str] | None = None) -> pd.DataFrame:
+    """One row per cell: N_eps with its bootstrap CI, or censored (N_eps > the cap).
+
+    ``censored_by`` says which cap a censored cell hit: ``"n_max"``, ``"max_steps"`` (the
+    sample cap ``n_cap`` that ``target.max_steps`` implies is below ``n_max``) or
+    ``"max_wall_s"`` (runs stopped by the wall-time cap); ``capped`` maps cells to the latter.
+    """
     t = cfg.target
+    capped = capped or {}
     out = []
     for cell, (values, spec) in enumerate(cells):
-        df = results[results["cell"] == cell]
+        df = results[results["cell"] == cell] if len(results) else results
         lrs = list(unit_lrs(spec))
         seeds = list(cfg.seeds)
-        ns = np.array(sorted(df["n"].unique()))
-        err = np.full((len(lrs), len(seeds), len(ns)), np.nan)
-        val = np.full_like(err, np.nan)
-        r = df["train.lr"].map({lr: i for i, lr in enumerate(lrs)}).to_numpy()
-        s = df["seed"].map({sd: i for i, sd in enumerate(seeds)}).to_numpy()
-        k = np.searchsorted(ns, df["n"].to_numpy())
-        err[r, s, k] = df["test_nmse"].to_numpy()
-        val[r, s, k] = df["val_nmse"].to_numpy()
-        rng = np.random.default_rng(np.random.SeedSequence([cell, *seeds]))
-        est = samples.n_eps(err, val, ns, lrs, t.eps, n_boot=t.n_boot, ci=t.ci, rng=rng)
+        n_cap = _n_cap(cfg, spec)
+        if len(df):
+            err, val, ns = _cell_arrays(df, lrs, seeds)
+            rng = np.random.default_rng(np.random.SeedSequence([cell, *seeds]))
+            est = samples.n_eps(err, val, ns, lrs, t.eps, n_boot=t.n_boot, ci=t.ci, rng=rng)
+        else:  # the caps leave no sample size to try
+            est = samples.NEps(np.nan, np.inf, np.inf, True, np.nan)
+        by = None
+        if est.censored:
+            by = capped.get(cell) or ("max_steps" if n_cap < t.n_max else "n_max")
         labels = {k: section_label(v) for k, v in values.items()}
         out.append({"cell": cell, "cell_id": cell_id(spec), **labels,
                     "protocol": spec.train.protocol, "eps": t.eps, "n_max": t.n_max,
-                    "n_seeds": len(seeds), "n_eps": est.n_eps, "ci_lo": est.ci_lo,
-                    "ci_hi": est.ci_hi, "censored": est.censored, "lr_at_n_eps": est.lr_at_n_eps,
-                    "ci": t.ci})
+                    "n_cap": n_cap, "n_seeds": len(seeds), "n_eps": est.n_eps,
+                    "ci_lo": est.ci_lo, "ci_hi": est.ci_hi, "censored": est.censored,
+                    "censored_by": by, "lr_at_n_eps": est.lr_at_n_eps, "ci": t.ci})
     return pd.DataFrame(out)
 
 
@@ -226,91 +298,415 @@ def cell_id(spec: RunSpec) -> str:
     return run_id({"cell": spec.model_dump(mode="json")})
 
 
-# Internal helpers
+# The sweep
+
+
+class _Sweep:
+    """One invocation: the search over stored runs, the runs it launches, the tables."""
+
+    def __init__(self, cfg: SweepConfig, run_dir: RunDir, retry_failed=False, quiet=False):
+        self.cfg, self.run_dir = cfg, run_dir
+        self.budget = budget(cfg)
+        self.retry_failed = retry_failed
+        self.records: dict[str, dict] = {}
+        self.n_trained = 0
+        self.executor_name = ""
+        self._quiet = quiet
+        self.search = _Search(cfg, self._load, self.records)
+
+    def _load(self, unit: Unit) -> dict | None:
+        """The stored record of ``unit`` if it counts as done (read from disk once)."""
+        rec = self.records.get(unit.id)
+        if rec is not None:
+            return rec
+        rec = self.run_dir.load(unit.id, repair=not self._quiet)
+        if rec is None or not self._still_valid(rec):
+            return None
+        self.records[unit.id] = rec
+        return rec
+
+    def _still_valid(self, rec: dict) -> bool:
+        status = rec["result"]["status"]
+        if status == "failed":
+            return not self.retry_failed
+        if status == "timeout":  # stopped by a smaller wall-time cap than today's: run again
+            cap = (rec.get("budget") or {}).get("max_wall_s")
+            now = self.budget.max_wall_s
+            return cap is not None and now is not None and now <= cap
+        return True
+
+    def run(self, executor: str, workers, scheduler, progress) -> None:
+        todo = [u for cell in range(len(self.search.cells)) for u in self.search.advance(cell)]
+        bar = _Progress(self.cfg.name, progress)
+        self._show(bar)
+        if not todo:
+            bar.close()
+            return
+        kinds = sorted({(spec.model.kind, getattr(spec.model, "dtype", "float64"))
+                        for _, spec in self.search.cells})
+        learners.warmup(kinds)  # compile once, before the workers load the cache
+        hard = None if self.budget.max_wall_s is None else 2 * self.budget.max_wall_s + 30
+        waiters: dict[str, list[Unit]] = {}
+        if executor == "local" or scheduler is None:  # no more workers than runs to do
+            workers = min(workers or available_cores(), len(todo) + self.search.runs_left())
+        ex = make_executor(executor, workers, scheduler, init_worker, (kinds,), hard)
+        self.executor_name = ex.name
+        stack = contextlib.ExitStack()
+
+        def submit(units):
+            for u in units:
+                if u.id in waiters:
+                    waiters[u.id].append(u)
+                else:
+                    waiters[u.id] = [u]
+                    ex.submit(u.id, run_task, (u.spec, u.seed, u.lr, u.checkpoints, u.validate,
+                                              self.budget.max_wall_s))
+
+        try:
+            stack.enter_context(_sigterm_as_interrupt())
+            bar.start()
+            submit(todo)
+            while ex.pending:
+                for uid, res in ex.poll(bar.tick):
+                    units = waiters.pop(uid)
+                    self.records[uid] = self.run_dir.save(self._record(units[0], res))
+                    self.n_trained += 1
+                    for u in units:
+                        submit(self.search.finished(u))
+                self._show(bar)
+        except KeyboardInterrupt:
+            ex.close(force=True)
+            bar.close()
+            raise SweepInterrupted(
+                f"interrupted: {self.n_trained} runs trained and saved in this session; "
+                "run the same command again to resume") from None
+        finally:
+            ex.close()
+            stack.close()
+        self._show(bar, final=True)
+        bar.close()
+
+    def _show(self, bar, final=False) -> None:
+        units = self.search.units()
+        done = [self.records[u.id]["result"]["status"] for u in units if u.id in self.records]
+        bar.update(len(done), len(units) + self.search.runs_left(), done.count("failed"),
+                   self.n_trained, final=final)
+
+    def _record(self, unit: Unit, res) -> dict:
+        if isinstance(res, WorkerDied):
+            timeout = isinstance(res, WorkerTimeout)
+            result = failed_result(str(res), status="timeout" if timeout else "failed")
+            prov = {**provenance(), "started_at": None}
+        else:
+            result, prov = res["result"], res["provenance"]
+        rec = {"id": unit.id, "unit": unit.key, "result": result,
+               "provenance": {**prov, "executor": self.executor_name}}
+        if self.budget.max_wall_s is not None:
+            rec["budget"] = {"max_wall_s": self.budget.max_wall_s}
+        return rec
+
+    def tabulate(self) -> SweepOutcome:
+        s = self.search
+        units = s.units()
+        results = results_table(self.cfg, s.cells, units, self.records)
+        write_parquet(results, self.run_dir.path / "results.parquet")
+        capped = {c: "max_wall_s" for c, p in enumerate(s.planners) if p.timed_out}
+        sc = sample_complexity_table(self.cfg, s.cells, results, capped)
+        write_parquet(sc, self.run_dir.path / "sample_complexity.parquet")
+        uniq = {u.id: u for u in units}
+        statuses = [self.records[i]["result"]["status"] for i in uniq]
+        o = SweepOutcome(run_dir=self.run_dir.path, n_cells=len(s.cells), n_runs=len(uniq),
+                         n_trained=self.n_trained, executor=self.executor_name)
+        o.n_failed = statuses.count("failed")
+        o.n_diverged = statuses.count("diverged")
+        o.n_timeout = statuses.count("timeout")
+        o.n_censored = int(sc["censored"].sum())
+        for u in uniq.values():
+            res = self.records[u.id]["result"]
+            if res["status"] == "failed":
+                where = ", ".join(f"{k}={section_label(v)}" for k, v in s.cells[u.cell][0].items())
+                o.failures.append(f"cell {u.cell}{f' ({where})' if where else ''} seed {u.seed} "
+                                  f"lr {u.lr:g} n {u.checkpoints[-1]}: {res['error']}")
+        return o
+
+
+class _Search:
+    """Every cell's planner, moved on over the stored runs (``load``) as far as they go."""
+
+    def __init__(self, cfg: SweepConfig, load, records: dict):
+        self.cfg, self._load, self._records = cfg, load, records
+        self.cells = cfg.cells()
+        self._dumps = [spec.model_dump(mode="json") for _, spec in self.cells]
+        self.planners = [_planner(cfg, spec) for _, spec in self.cells]
+        self.waiting: dict[int, list[Unit]] = {}  # cell -> its batch with runs not done
+
+    def advance(self, cell: int) -> list[Unit]:
+        """Observe the cell's stored batches; return the runs its next batch still needs."""
+        p = self.planners[cell]
+        while cell not in self.waiting and (n := p.next()) is not None:
+            batch = self._batch(cell, n)
+            p.units.extend(batch)
+            missing = [u for u in batch if self._load(u) is None]
+            if missing:
+                self.waiting[cell] = batch
+                return missing
+            p.observe(n, *_outcome(self.cfg, batch, self._records))
+        return []
+
+    def finished(self, unit: Unit) -> list[Unit]:
+        """``unit`` is stored: if that completes its batch, observe it and move the cell on."""
+        batch = self.waiting.get(unit.cell)
+        if batch is None or any(u.id not in self._records for u in batch):
+            return []
+        del self.waiting[unit.cell]
+        self.planners[unit.cell].observe(batch[0].checkpoints[-1],
+                                         *_outcome(self.cfg, batch, self._records))
+        return self.advance(unit.cell)
+
+    def units(self) -> list[Unit]:
+        return [u for p in self.planners for u in p.units]
+
+    def runs_left(self) -> int:
+        """An upper bound on the runs the searches may still launch (beyond :meth:`units`)."""
+        n = 0
+        for cell, p in enumerate(self.planners):
+            batches = p.max_left() - (cell in self.waiting)
+            n += max(0, batches) * len(self.cfg.seeds) * len(unit_lrs(self.cells[cell][1]))
+        return n
+
+    def _batch(self, cell: int, n: int) -> list[Unit]:
+        """The runs evaluating ``n`` samples in ``cell``: every seed and step size."""
+        t = self.cfg.target
+        spec = self.cells[cell][1]
+        if spec.train.protocol == "online":
+            checkpoints = tuple(geometric_grid(t.n_min, n, t.points_per_doubling))
+        else:
+            checkpoints = (n,)
+        lrs = unit_lrs(spec)
+        validate = len(lrs) > 1
+        dump = self._dumps[cell]
+        return [Unit(cell, spec, seed, lr, checkpoints, validate,
+                     run_id(_unit_key(dump, seed, lr, checkpoints, validate)))
+                for seed in self.cfg.seeds for lr in lrs]
+
+
+def _unit_key(dump: dict, seed: int, lr: float, checkpoints, validate: bool) -> dict:
+    spec = {**dump, "train": {**dump["train"], "lr": lr}}
+    return {"spec": spec, "seed": seed, "checkpoints": list(checkpoints), "validate": validate}
+
+
+# Planners
 
 
 class _OnlinePlanner:
     """Online protocol: one batch of runs per cell, each recording the whole curve."""
 
-    def __init__(self, n_max):
-        self.n_max, self.units, self._done = n_max, [], False
+    def __init__(self, n_min: int, n_cap: int):
+        self.n_cap, self.units, self.timed_out = n_cap, [], False
+        self._done = n_cap < n_min
 
     def next(self):
-        return None if self._done else self.n_max
+        return None if self._done else self.n_cap
 
-    def observe(self, n, reached):
+    def observe(self, n, reached, timed_out):
         self._done = True
+        self.timed_out = timed_out and not reached
+
+    def max_left(self) -> int:
+        return 0 if self._done else 1
 
 
 class _FinitePlanner(samples.BisectionSearch):
-    def __init__(self, *args):
-        super().__init__(*args)
-        self.units = []
+    """Finite protocol: bracket then bisect; a step not reached because runs hit the
+    wall-time cap ends the search (larger N only takes longer)."""
+
+    def __init__(self, n_min: int, n_cap: int, factor: float, rel_tol: float):
+        super().__init__(n_min, n_cap, factor, rel_tol)
+        self.units, self.timed_out = [], False
+        if n_cap < n_min:
+            self.stop()
+
+    def observe(self, n, reached, timed_out=False):
+        super().observe(n, reached)
+        if timed_out and not reached:
+            self.timed_out = True
+            self.stop()
 
 
 def _planner(cfg: SweepConfig, spec: RunSpec):
     t = cfg.target
+    n_cap = _n_cap(cfg, spec)
     if spec.train.protocol == "online":
-        return _OnlinePlanner(t.n_max)
-    return _FinitePlanner(t.n_min, t.n_max, t.grid_factor, t.rel_tol)
+        return _OnlinePlanner(t.n_min, n_cap)
+    return _FinitePlanner(t.n_min, n_cap, t.grid_factor, t.rel_tol)
 
 
-def _batch(cfg: SweepConfig, cell: int, spec: RunSpec, n: int) -> list[Unit]:
-    """The runs evaluating ``n`` samples in ``cell``: every seed and step size."""
-    t = cfg.target
-    if spec.train.protocol == "online":
-        checkpoints = tuple(geometric_grid(t.n_min, n, t.points_per_doubling))
-    else:
-        checkpoints = (n,)
-    lrs = unit_lrs(spec)
-    validate = len(lrs) > 1
-    return [Unit(cell, spec, seed, lr, checkpoints, validate) for seed in cfg.seeds for lr in lrs]
+def _steps(spec: RunSpec, n: int) -> int:
+    """SGD steps a run on ``n`` samples takes (0 for closed-form learners)."""
+    tc = spec.train
+    if not learners.LEARNERS[spec.model.kind].SGD:
+        return 0
+    if tc.protocol == "online":
+        return n
+    if tc.optimizer == "momentum":
+        return math.ceil(n / tc.batch) * tc.epochs
+    return n * tc.epochs
 
 
-def _reached(cfg: SweepConfig, batch: list[Unit], records: dict) -> bool:
-    """Whether the median (validation-chosen step size) test error at this n is <= eps."""
+def _n_cap(cfg: SweepConfig, spec: RunSpec) -> int:
+    """The largest sample size a run of this cell may use: ``n_max``, or less if
+    ``target.max_steps`` allows fewer."""
+    b = budget(cfg)
+    if b.max_steps is None or _steps(spec, b.n_max) <= b.max_steps:
+        return b.n_max
+    lo, hi = 0, b.n_max  # steps(lo) <= max_steps < steps(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _steps(spec, mid) <= b.max_steps else (lo, mid)
+    return lo
+
+
+def _outcome(cfg: SweepConfig, batch: list[Unit], records: dict) -> tuple[bool, bool]:
+    """Whether the median (validation-chosen step size) test error at this n is <= eps, and
+    whether any run of the batch hit the wall-time cap."""
     n = batch[0].checkpoints[-1]
     lrs = sorted({u.lr for u in batch})
     seeds = sorted({u.seed for u in batch})
     err = np.full((len(lrs), len(seeds), 1), np.nan)
     val = np.full_like(err, np.nan)
+    timed_out = False
     for u in batch:
         res = records[u.id]["result"]
+        timed_out |= res["status"] == "timeout"
         row = next((r for r in res["rows"] if r["n"] == n), None)
         if row is not None:
             i, j = lrs.index(u.lr), seeds.index(u.seed)
             err[i, j, 0], val[i, j, 0] = row["test_nmse"], row["val_nmse"]
     med, _ = samples.selected_median(err, val)
-    return bool(med[0] <= cfg.target.eps)
+    return bool(med[0] <= cfg.target.eps), timed_out
 
 
-def _run_unit(unit: Unit) -> dict:
-    """Worker: train one run; never raises (a failure is a result)."""
+def _cell_arrays(df: pd.DataFrame, lrs: list, seeds: list):
+    """``err``, ``val`` of shape (step sizes, seeds, n) and the sorted ``ns`` of one cell."""
+    ns = np.array(sorted(df["n"].unique()))
+    err = np.full((len(lrs), len(seeds), len(ns)), np.nan)
+    val = np.full_like(err, np.nan)
+    r = df["train.lr"].map({lr: i for i, lr in enumerate(lrs)}).to_numpy()
+    s = df["seed"].map({sd: i for i, sd in enumerate(seeds)}).to_numpy()
+    k = np.searchsorted(ns, df["n"].to_numpy())
+    err[r, s, k] = df["test_nmse"].to_numpy()
+    val[r, s, k] = df["val_nmse"].to_numpy()
+    return err, val, ns
+
+
+def _point_n_eps(cfg: SweepConfig, spec: RunSpec, units: list[Unit], records: dict) -> float:
+    """N_eps (no CI) of a finished cell from its records; ``inf`` if censored."""
+    rows = []
+    for u in units:
+        res = records[u.id]["result"]
+        by_n = {r["n"]: r for r in res["rows"]}
+        for n in u.checkpoints:
+            r = by_n.get(n, {})
+            rows.append({"n": n, "train.lr": u.lr, "seed": u.seed,
+                         "test_nmse": r.get("test_nmse", np.inf),
+                         "val_nmse": r.get("val_nmse", np.inf)})
+    err, val, ns = _cell_arrays(pd.DataFrame(rows), list(unit_lrs(spec)), list(cfg.seeds))
+    med, _ = samples.selected_median(err, val)
+    return float(samples.first_reached(med, ns, cfg.target.eps))
+
+
+# Progress
+
+
+class _Progress:
+    """Runs done / total, failures and ETA: a bar on a terminal (``mode`` True or None), a log
+    line every ``interval`` s otherwise (``mode`` None), or nothing (``mode`` False).
+
+    The total is an upper bound while finite-protocol searches are open (they may stop
+    earlier), so the ETA is conservative.
+    """
+
+    def __init__(self, name: str, mode: bool | None, interval: float = 30.0, stream=None):
+        self.name, self.interval = name, interval
+        self.stream = stream or sys.stderr
+        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.mode = "off" if mode is False else "bar" if (mode or tty) else "log"
+        self._bar = None
+        self._t0 = self._last = time.monotonic()
+        self._trained0 = None
+        self._state = (0, 0, 0, 0)
+
+    @property
+    def tick(self) -> float | None:
+        """How long to wait for results before redrawing."""
+        return {"bar": 0.5, "log": min(self.interval, 5.0), "off": None}[self.mode]
+
+    def start(self) -> None:
+        self._t0 = self._last = time.monotonic()
+        if self.mode == "bar":
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=0, file=self.stream, unit="run", dynamic_ncols=True,
+                             bar_format="{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} runs "
+                                        "[{elapsed}{postfix}]", desc=f"{self.name}: ")
+        elif self.mode == "log":
+            self._line("started")
+
+    def update(self, done: int, total: int, failed: int, trained: int, final=False) -> None:
+        if self._trained0 is None:
+            self._trained0 = (trained, done)
+        self._state = (done, total, failed, trained)
+        if self._bar is not None:
+            self._bar.total, self._bar.n = total, done
+            self._bar.set_postfix_str(f"{failed} failed, ETA {self._eta()}", refresh=False)
+            self._bar.refresh()
+        elif self.mode == "log" and (final or time.monotonic() - self._last >= self.interval):
+            if self._trained0 is not None and (final or trained > self._trained0[0]):
+                self._line("done" if final else None)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def _eta(self) -> str:
+        done, total, _, trained = self._state
+        n = trained - (self._trained0 or (0, 0))[0]
+        if n <= 0:
+            return "?"
+        left = (time.monotonic() - self._t0) / n * max(0, total - done)
+        return _hms(left)
+
+    def _line(self, what: str | None) -> None:
+        self._last = time.monotonic()
+        done, total, failed, _ = self._state
+        stamp = datetime.datetime.now().strftime("%H:%M:%S")
+        text = what or f"ETA {self._eta()}"
+        print(f"[{stamp}] {self.name}: {done}/{total} runs, {failed} failed, "
+              f"{_hms(self._last - self._t0)} elapsed, {text}", file=self.stream, flush=True)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (``kill``, a batch system's end of job) stops the sweep like Ctrl-C: the
+    workers are stopped, the finished runs are kept, the lock is released."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
     try:
-        res = train.run(unit.spec, unit.seed, unit.lr, unit.checkpoints, unit.validate)
-        return {"rows": res.rows, "status": res.status, "diverged_step": res.diverged_step,
-                "eta": res.eta, "test_label_var": res.test_label_var, "wall_s": res.wall_s,
-                "info": res.info, "error": None}
-    except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
-        return {"rows": [], "status": "failed", "diverged_step": None, "eta": np.nan,
-                "test_label_var": np.nan, "wall_s": 0.0,
-                "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
-def _record(unit: Unit, fut: cf.Future) -> dict:
-    try:
-        result = fut.result()
-    except Exception as e:  # the worker process died (killed, out of memory)
-        result = {"rows": [], "status": "failed", "diverged_step": None, "eta": np.nan,
-                  "test_label_var": np.nan, "wall_s": 0.0, "error": f"worker died: {e!r}"}
-    return {"id": unit.id, "unit": unit.key, "result": result, "provenance": provenance()}
-
-
-def _steps(unit: Unit, n: int) -> int:
-    """SGD steps taken by checkpoint ``n`` (0 for closed-form learners)."""
-    if not learners.LEARNERS[unit.spec.model.kind].SGD:
-        return 0
-    return n if unit.spec.train.protocol == "online" else n * unit.spec.train.epochs
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -321,25 +717,3 @@ def _flat(d: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = ",".join(map(str, v)) if isinstance(v, list) else v
     return out
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def _worker_env():
-    """Set the single-thread environment for spawned workers, then restore the parent's."""
-    old = {k: os.environ.get(k) for k in WORKER_ENV}
-    os.environ.update(WORKER_ENV)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

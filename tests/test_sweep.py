@@ -1,5 +1,6 @@
 """Sweeps: same numbers for any worker count, resume without retraining, corrupt files redone."""
 
+import json
 import os
 import warnings
 
@@ -9,7 +10,7 @@ import pandas.testing as pdt
 import pytest
 
 from pacsim.config import parse_sweep
-from pacsim.sweep import run_sweep
+from pacsim.sweep import VOLATILE, run_sweep
 
 TINY = {
     "name": "tiny",
@@ -22,12 +23,9 @@ TINY = {
     "grid": {"concept.L": [3, 5], "train.protocol": ["online", "finite"]},
     "target": {"eps": 0.9, "n_min": 8, "n_max": 64, "points_per_doubling": 2, "n_boot": 200},
 }
-#: Columns that describe where and how fast a run ran, not what it computed.
-VOLATILE = ["wall_s", "host", "git_commit"]
-
-
 def _tables(path):
-    res = pd.read_parquet(path / "results.parquet").drop(columns=VOLATILE)
+    res = pd.read_parquet(path / "results.parquet")
+    res = res.drop(columns=[c for c in VOLATILE if c in res])
     sc = pd.read_parquet(path / "sample_complexity.parquet")
     return res.sort_values(["run_id", "n"]).reset_index(drop=True), sc
 
@@ -55,6 +53,13 @@ def test_sweep_writes_both_tables(swept):
         assert (cell.groupby("n").size() == 6).all()
     assert (sc["censored"] | (sc["n_eps"] <= 64)).all()
     assert {"pacsim_version", "numpy_version", "numba_version", "eta", "status"} <= set(res.columns)
+    # the step size chosen on validation: one per (cell, n), the same for every seed
+    chosen = res[res["lr_chosen"]]
+    assert (chosen.groupby(["cell", "n", "seed"]).size() == 1).all()
+    assert (chosen.groupby(["cell", "n"])["train.lr"].nunique() == 1).all()
+    assert len(chosen) * 2 == len(res)
+    raw = pd.read_parquet(path / "results.parquet")
+    assert set(raw["executor"]) == {"local"} and raw["started_at"].notna().all()
 
 
 def test_sweep_same_numbers_for_1_and_2_workers(swept):
@@ -102,6 +107,7 @@ def test_diverging_cell_is_recorded_and_censored(tmp_path):
     assert outcome.n_diverged == 2 and outcome.n_failed == 0
     bad = res[res["train.lr"] == 100.0]
     assert set(bad["status"]) == {"diverged"} and bad["diverged_step"].notna().all()
+    assert bad["message"].str.startswith("diverged: loss not finite at SGD step").all()
     assert np.isinf(bad["test_nmse"]).any()  # checkpoints after the blow-up: not reached
     assert bool(sc.loc[sc["train.lr"] == 100.0, "censored"].iloc[0])
 
@@ -121,3 +127,33 @@ def test_no_warnings_from_a_clean_resume(swept):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run_sweep(cfg, out=path.parent, workers=1, progress=False)
+
+
+def test_dask_cluster_gives_the_same_tables_and_records_worker_deaths(swept, tmp_path,
+                                                                      monkeypatch):
+    """A real LocalCluster on the loopback interface, started and stopped here: the same
+    tables as the local executor; a run that kills its Dask worker is a recorded failure."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    cfg, path2, _, _, _ = swept
+    monkeypatch.setenv("_PACSIM_TEST_HOOK", json.dumps({"crash_seeds": [99]}))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     host="127.0.0.1", dashboard_address=None) as cluster:
+        o = run_sweep(cfg, out=tmp_path, progress=False, scheduler=cluster.scheduler_address)
+        assert o.executor == "dask" and o.n_failed == 0 and o.n_trained == o.n_runs
+        res, sc = _tables(tmp_path / "tiny")
+        ref_res, ref_sc = _tables(path2)
+        pdt.assert_frame_equal(res, ref_res)
+        pdt.assert_frame_equal(sc, ref_sc)
+        assert set(pd.read_parquet(tmp_path / "tiny" / "results.parquet")["executor"]) == {"dask"}
+
+        crash = parse_sweep({**TINY, "name": "crash", "seeds": [0, 99],
+                             "grid": {"concept.L": [3]}})
+        o = run_sweep(crash, out=tmp_path, progress=False, scheduler=cluster.scheduler_address)
+    assert o.n_failed == 2 and o.n_runs == 4  # online: 2 seeds x 2 step sizes
+    assert all("worker process died (Dask KilledWorker" in f and "seed 99" in f
+               for f in o.failures)
+    res = pd.read_parquet(tmp_path / "crash" / "results.parquet")
+    assert set(res.loc[res["seed"] == 0, "status"]) == {"ok"}
