@@ -1,47 +1,82 @@
-"""Print the N_eps table of a sweep and the fitted power-law exponent N_eps ~ L^b.
+"""N_eps per cell, the power-law fit N_eps ~ a L^b per learner with a bootstrap CI on b, and the
+SGD-to-kernel ratio per L, from a sweep's results table.
 
-Usage: python analysis/sample_complexity.py RUN_DIR
+Usage: python analysis/sample_complexity.py RUN_DIR [--eps E] [--n-boot B] [--ci C] [--x KEY]
 
-Reads only the sweep's Parquet tables, so it works on any run folder (copied, archived, ...).
-Censored cells (N_eps > n_max) are listed and left out of the fit, never dropped from the table.
+Reads only RUN_DIR/results.parquet (N_eps is recomputed from the test errors, exactly as the
+sweep computes it), so it works on any run folder: copied, archived, or from another machine.
+The target eps (and n_boot, ci) default to the sweep's (sweep.json, else
+sample_complexity.parquet); --eps recomputes everything at another target. Prints the tables
+and writes them to RUN_DIR/analysis/{n_eps,fits,ratios}.csv.
+
+Censored cells (N_eps > n_max) are listed, marked "> n_max (censored)", and left out of the
+fit; the fit reports how many and where, and its bootstrap CI becomes unbounded when resamples
+are censored (see pacsim.tables). Library: pacsim.tables.analyze.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from pacsim.figures import read_tables
-from pacsim.tables import grid_keys, power_law_fit
+from pacsim.errors import PacsimError
+from pacsim.figures import load_analysis
+from pacsim.tables import Analysis, display_fits, display_n_eps, display_ratios, short_key
 
 
-def summary(sc: pd.DataFrame, x: str = "concept.L") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The N_eps table and one fitted exponent per setting of the other grid keys."""
-    keys = grid_keys(sc)
-    hue = [k for k in keys if k != x]
-    table = sc[[*keys, "n_eps", "ci_lo", "ci_hi", "censored", "n_max", "n_seeds"]]
-    fits = []
-    for key, df in (sc.groupby(hue) if hue else [((), sc)]):
-        ok = df[~df["censored"]]
-        fit = power_law_fit(ok[x], ok["n_eps"]) if x in df else None
-        fits.append({**dict(zip(hue, key if isinstance(key, tuple) else (key,), strict=False)),
-                     "exponent": fit[0] if fit else float("nan"), "n_points": len(ok),
-                     "n_censored": int(df["censored"].sum())})
-    return table, pd.DataFrame(fits)
+def summary(run_dir: str | Path, eps: float | None = None, *, n_boot: int | None = None,
+            ci: float | None = None) -> Analysis:
+    """The analysis of a run folder (:func:`pacsim.figures.load_analysis`)."""
+    return load_analysis(run_dir, eps, n_boot=n_boot, ci=ci)[1]
+
+
+def write_csv(a: Analysis, folder: Path) -> list[Path]:
+    """``n_eps.csv``, ``fits.csv`` (against L, and ``fits_m.csv`` against m when swept) and
+    ``ratios.csv`` in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {"n_eps": a.table, "fits": a.fits, "ratios": a.ratios}
+    if not a.fits_m.empty:
+        tables["fits_m"] = a.fits_m
+    paths = []
+    for name, df in tables.items():
+        path = folder / f"{name}.csv"
+        df.to_csv(path, index=False)
+        paths.append(path)
+    return paths
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+    p = argparse.ArgumentParser(prog="analysis/sample_complexity.py",
+                                description=__doc__.strip().splitlines()[0])
+    p.add_argument("run_dir")
+    p.add_argument("--eps", type=float, help="target normalised test error [the sweep's]")
+    p.add_argument("--n-boot", type=int, help="bootstrap resamples over seeds [the sweep's]")
+    p.add_argument("--ci", type=float, help="confidence level [the sweep's]")
+    args = p.parse_args(argv)
+    try:
+        a = summary(args.run_dir, args.eps, n_boot=args.n_boot, ci=args.ci)
+    except PacsimError as e:
+        print(f"Error: {e}", file=sys.stderr)
         return 2
-    _, sc = read_tables(Path(argv[0]))
-    table, fits = summary(sc)
-    with pd.option_context("display.width", 120, "display.max_columns", 20):
-        print(table.to_string(index=False))
-        print()
-        print(fits.to_string(index=False))
+    with pd.option_context("display.width", 200, "display.max_columns", 30,
+                           "display.max_colwidth", 120, "display.max_rows", 500):
+        print(f"N_eps (eps = {a.eps:g}, median over seeds, {a.ci:.0%} bootstrap CI)")
+        print(display_n_eps(a.table).to_string(index=False))
+        if a.x is not None:
+            print(f"\nPower-law fit N_eps ~ a {short_key(a.x)}^b (exponent b, bootstrap CI "
+                  "over seeds)")
+            print(display_fits(a.fits).to_string(index=False))
+        if not a.fits_m.empty:
+            print("\nWidth: N_eps ~ a m^b")
+            print(display_fits(a.fits_m).to_string(index=False))
+        if not a.ratios.empty:
+            print("\nSGD / kernel: N_eps(SGD) / N_eps(kernel) per concept cell")
+            print(display_ratios(a.ratios).to_string(index=False))
+    paths = write_csv(a, Path(args.run_dir) / "analysis")
+    print("\nwrote " + ", ".join(str(q) for q in paths))
     return 0
 
 

@@ -1,54 +1,156 @@
-"""Read a run folder's tables, draw the standard figures, save them (``pacsim plot``)."""
+"""Read a run folder, draw the standard figures, save them (``pacsim plot``).
+
+Every figure is computed from ``results.parquet`` alone (:func:`pacsim.tables.analyze`); the
+target ``eps`` (and the bootstrap's ``n_boot``, ``ci`` and the budget ``n_max``) come from the
+folder's ``sweep.json`` when it is there, else from ``sample_complexity.parquet``, else from the
+caller.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from .errors import PacsimError
 from .store import RunDir
-from .tables import grid_keys, learning_curves
+from .tables import Analysis, analyze, is_sgd
+
+#: What the figure files are called and what they show.
+FIGURES = {
+    "n_eps_vs_L": "N_eps against the sequence length L (log-log), bootstrap CIs, fitted exponents",
+    "n_eps_by_cell": "N_eps per cell (no numeric scaling variable), bootstrap CIs",
+    "test_error_vs_N": "normalised test error against training samples: median and IQR over seeds",
+    "ratio_sgd_kernel_vs_L": "N_eps of each SGD learner over N_eps of each kernel learner",
+    "n_eps_vs_m": "N_eps against the width m (theory: at most log m)",
+}
 
 
-def write_figures(run_dir: str | Path) -> list[Path]:
-    """Write ``figures/n_eps_vs_<x>.png`` and ``figures/test_error_vs_N.png`` (and PDFs).
+def read_results(run_dir: str | Path) -> pd.DataFrame:
+    """``results.parquet`` of a run folder (a one-line :class:`PacsimError` if absent)."""
+    path = Path(run_dir) / "results.parquet"
+    if not path.is_file():
+        raise PacsimError(f"no {path.name} in {str(run_dir)!r}; run `pacsim sweep CONFIG` first")
+    return pd.read_parquet(path)
 
-    ``x`` is ``concept.L`` when the sweep varies it, otherwise its first grid key; the other
-    grid keys label the lines.
+
+def read_target(run_dir: str | Path) -> dict:
+    """The sweep's ``[target]`` (``eps``, ``n_boot``, ``ci``, ``n_max``) as far as the folder
+    knows it: ``sweep.json``, else ``sample_complexity.parquet``, else ``{}``."""
+    run_dir = Path(run_dir)
+    try:
+        cfg = json.loads((run_dir / "sweep.json").read_text())
+        t = cfg["target"]
+        return {k: t[k] for k in ("eps", "n_boot", "ci", "n_max") if k in t}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        sc = pd.read_parquet(run_dir / "sample_complexity.parquet")
+        return {k: sc[k].iloc[0].item() for k in ("eps", "ci", "n_max") if k in sc and len(sc)}
+    except (OSError, ValueError):
+        return {}
+
+
+def load_analysis(
+    run_dir: str | Path,
+    eps: float | None = None,
+    *,
+    n_boot: int | None = None,
+    ci: float | None = None,
+) -> tuple[pd.DataFrame, Analysis]:
+    """``results.parquet`` and its :class:`~pacsim.tables.Analysis` (arguments override the
+    folder's target)."""
+    results = read_results(run_dir)
+    target = read_target(run_dir)
+    eps = target.get("eps") if eps is None else eps
+    if eps is None:
+        raise PacsimError(f"{str(run_dir)!r} has no sweep.json or sample_complexity.parquet to "
+                          "read the target eps from; pass it (--eps)")
+    a = analyze(results, float(eps), n_boot=int(n_boot or target.get("n_boot", 1000)),
+                ci=float(ci or target.get("ci", 0.95)))
+    a.table = _with_sweep_table(a.table, Path(run_dir), float(eps))
+    return results, a
+
+
+def _with_sweep_table(table: pd.DataFrame, run_dir: Path, eps: float) -> pd.DataFrame:
+    """Add what only ``sample_complexity.parquet`` knows, when it is there and was made for
+    the same ``eps``: which cap censored a cell (``censored_by``), and the cells that have no
+    runs at all (the caps left no sample size to try), as censored rows."""
+    path = run_dir / "sample_complexity.parquet"
+    if not path.is_file():
+        return table
+    sc = pd.read_parquet(path)
+    if sc.empty or "eps" not in sc or not (sc["eps"] == eps).all():
+        return table
+    if "censored_by" in sc:
+        by = sc.set_index("cell")["censored_by"]
+        table = table.assign(censored_by=table["cell"].map(by).where(table["censored"]))
+    missing = sc[~sc["cell"].isin(table["cell"])]
+    if missing.empty:
+        return table
+    rows = []
+    for _, m in missing.iterrows():
+        row = {k: m[k] for k in table.columns if k in m.index and k.startswith(("concept.",
+                                                                               "model."))}
+        only = table["setting"].unique()
+        setting = str(m.get("model", m.get("model.kind", only[0] if len(only) == 1 else "?")))
+        kind = setting.split("(")[0]
+        rows.append({**row, "cell": m["cell"], "learner": kind, "model.kind": kind,
+                     "setting": setting, "sgd": is_sgd(kind), "n_eps": float("nan"),
+                     "ci_lo": float("inf"), "ci_hi": float("inf"), "censored": True,
+                     "n_max": float(m.get("n_cap", m.get("n_max", float("nan")))),
+                     "n_seeds": m.get("n_seeds", 0), "eps": eps, "ci": m.get("ci", 0.95),
+                     "n_runs": 0, "n_diverged": 0, "n_timeout": 0, "n_failed": 0,
+                     "censored_by": m.get("censored_by", "no runs")})
+    return pd.concat([table, pd.DataFrame(rows)], ignore_index=True).sort_values("cell",
+                                                                              ignore_index=True)
+
+
+def make_figures(a: Analysis) -> dict:
+    """The standard figures of an analysis, by file stem (see :data:`FIGURES`).
+
+    Always: N_eps against the scaling variable (``n_eps_vs_L``; ``n_eps_by_cell`` when there is
+    none) and ``test_error_vs_N``. When the sweep has SGD and kernel learners:
+    ``ratio_sgd_kernel_vs_L``. When it varies ``model.m``: ``n_eps_vs_m``.
     """
-    rd = RunDir(run_dir)
-    results, sc = read_tables(rd.path)
-    import matplotlib.pyplot as plt
-
     from . import plots
 
-    keys = grid_keys(sc)
-    x = "concept.L" if "concept.L" in keys else (keys[0] if keys else "concept.L")
-    if x not in sc.columns:  # no grid: plot the single cell at its L
-        sc = sc.assign(**{x: results.groupby("cell")[x].first().reindex(sc["cell"]).to_numpy()})
-    hue = [k for k in keys if k != x]
-    rd.figures.mkdir(exist_ok=True)
+    figs = {}
+    t = a.table
+    if a.x is not None:
+        figs[f"n_eps_vs_{_stem(a.x)}"] = plots.n_eps_vs(t, a.fits, a.x)
+    else:
+        figs["n_eps_by_cell"] = plots.n_eps_by_cell(t)
+    censored = set(t.loc[t["censored"], "cell"])
+    figs["test_error_vs_N"] = plots.error_vs_n(a.curves, a.eps, censored)
+    if len(a.ratios) and a.x is not None:
+        figs[f"ratio_sgd_kernel_vs_{_stem(a.x)}"] = plots.ratio_vs(a.ratios, a.x, a.ci)
+    if "model.m" in a.keys:
+        figs["n_eps_vs_m"] = plots.n_eps_vs(t, a.fits_m, "model.m")
+    return figs
+
+
+def save_figures(figs: dict, folder: Path, formats=("png", "pdf")) -> list[Path]:
+    """Save every figure as ``folder/<stem>.<format>`` and close it."""
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
     written = []
-    figs = {
-        f"n_eps_vs_{x.split('.')[-1]}": plots.n_eps_vs(sc, x, hue),
-        "test_error_vs_N": plots.error_vs_n(
-            learning_curves(results, keys), keys, float(sc["eps"].iloc[0])
-        ),
-    }
     for name, fig in figs.items():
-        for ext in ("png", "pdf"):
-            path = rd.figures / f"{name}.{ext}"
-            fig.savefig(path, dpi=150)
+        for ext in formats:
+            path = folder / f"{name}.{ext}"
+            fig.savefig(path, dpi=150, bbox_inches="tight")
             written.append(path)
         plt.close(fig)
     return written
 
 
-def read_tables(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``results.parquet`` and ``sample_complexity.parquet`` of a run folder."""
-    paths = [run_dir / "results.parquet", run_dir / "sample_complexity.parquet"]
-    for p in paths:
-        if not p.is_file():
-            raise PacsimError(f"no {p.name} in {str(run_dir)!r}; run `pacsim sweep CONFIG` first")
-    return pd.read_parquet(paths[0]), pd.read_parquet(paths[1])
+def write_figures(run_dir: str | Path, eps: float | None = None) -> list[Path]:
+    """Write the figures of :func:`make_figures` to ``RUN_DIR/figures/`` as PNG and PDF."""
+    _, a = load_analysis(run_dir, eps)
+    return save_figures(make_figures(a), RunDir(run_dir).figures)
+
+
+def _stem(key: str) -> str:
+    return key.split(".", 1)[-1]

@@ -1,49 +1,245 @@
-"""Tidy tables derived from ``results.parquet`` (pure pandas; no I/O)."""
+"""Tidy tables derived from ``results.parquet`` alone (pure pandas and NumPy; no I/O).
+
+Everything here is recomputed from the long-form results table, so any table or figure can be
+rebuilt from that one file (and the target ``eps``):
+
+* :func:`cell_table`: one row per cell: its learner, whether it is trained by SGD, a short
+  label of its learner settings, and the config keys that vary across cells (the grid);
+* :func:`n_eps_table`: N_eps per cell with its bootstrap CI and censoring, recomputed with
+  :func:`pacsim.samples.n_eps` exactly as the sweep does (same seeds, same bootstrap streams:
+  the numbers equal ``sample_complexity.parquet`` for the same ``eps``, ``n_boot`` and ``ci``);
+* :func:`fit_exponents`: a log-log power-law fit ``N_eps ~ a x^b`` per learner line, with a
+  bootstrap CI on ``b`` (seeds resampled jointly across the line's cells, N_eps recomputed in
+  every cell, refitted);
+* :func:`ratio_table`: N_eps of every SGD learner over N_eps of every kernel (closed-form)
+  learner on the same concept, per L, with a joint bootstrap CI;
+* :func:`learning_curves`: test error against ``n`` per cell, median and inter-quartile range.
+
+Censoring (no evaluated ``n`` reaches ``eps``: ``N_eps > n_max``) is never silently dropped:
+
+* the N_eps table keeps censored cells (``censored = True``, ``n_eps`` NaN, ``n_max`` the
+  bound);
+* the point fit uses the cells that are *not* censored and reports how many were left out
+  and where (``n_censored``, ``censored_at``); if they lie beyond the fitted range the note
+  says the exponent is then likely an underestimate;
+* a bootstrap resample in which a fitted cell is censored has no finite exponent: its N_eps is
+  ``+inf``, so the least-squares slope is ``+inf`` if that cell's ``log x`` is above the mean
+  of the fitted ``log x`` and ``-inf`` if below (undefined, and counted against both bounds,
+  when censored cells lie on both sides). The CI bounds are percentiles of these replicates,
+  so they become infinite once more than ``(1 - ci) / 2`` of the resamples are censored:
+  the data then do not bound the exponent, and the table says so (``boot_censored``).
+"""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from . import samples
 
-#: Columns of results.parquet that identify a run rather than describe a cell.
-_RUN_COLUMNS = {"seed", "train.lr"}
+#: Prefixes of the flattened config columns of results.parquet.
+CONFIG_PREFIXES = ("concept.", "model.", "train.")
+#: The SGD-trained learners, used when :data:`pacsim.learners.LEARNERS` cannot say.
+SGD_KINDS = ("rnn", "resnet", "mlp2", "mlp3")
+#: The columns of a learner that are not part of its label.
+_NOT_LABEL = {"model.kind"}
+
+# Cells, learners and grid keys
 
 
-def learning_curves(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Test error against ``n`` per cell: median and inter-quartile range over seeds.
+def is_sgd(kind: str, results: pd.DataFrame | None = None) -> bool:
+    """Whether learner ``kind`` is trained by SGD (else it is a closed-form kernel learner).
 
-    Where a cell tried several step sizes, the one with the smallest median validation error
-    is taken at every ``n`` (the test errors are not read to choose it).
-
-    Returns
-    -------
-    DataFrame with columns ``cell``, ``keys...``, ``n``, ``median``, ``q25``, ``q75``,
-    ``lr``.
+    Read from ``pacsim.learners.LEARNERS[kind].SGD`` when the registry has it; otherwise from
+    the table (closed-form runs take no SGD steps: ``steps == 0`` everywhere); otherwise from
+    :data:`SGD_KINDS`.
     """
-    out = []
+    try:
+        from .learners import LEARNERS
+
+        flag = getattr(LEARNERS.get(kind), "SGD", None)
+        if flag is not None:
+            return bool(flag)
+    except Exception:  # noqa: BLE001 - the registry is optional here: the table must suffice
+        pass
+    if results is not None and "steps" in results and "model.kind" in results:
+        steps = results.loc[results["model.kind"] == kind, "steps"]
+        if len(steps) and (steps > 0).any():
+            return True
+        if len(steps) and (results["steps"] > 0).any():
+            return False  # other learners of this table take steps; this one takes none
+    return kind in SGD_KINDS
+
+
+def config_columns(results: pd.DataFrame) -> list[str]:
+    """The flattened config columns (``concept.*``, ``model.*``, ``train.*``)."""
+    return [c for c in results.columns if c.startswith(CONFIG_PREFIXES)]
+
+
+def varying_keys(results: pd.DataFrame) -> list[str]:
+    """Config columns whose value differs between cells: the sweep's grid, seen from the table.
+
+    ``train.lr`` counts only when every cell ran one step size (a list of step sizes in one
+    cell is a choice made by validation, not a grid key). ``model.kind`` comes first, then
+    ``concept.*``, ``model.*`` and ``train.*`` keys in table order.
+    """
+    per_cell = results.groupby("cell", sort=True)
+    keys = []
+    for c in config_columns(results):
+        if c == "train.lr" and (per_cell[c].nunique() > 1).any():
+            continue
+        first = per_cell[c].first() if results[c].notna().all() else per_cell[c].agg(_first_any)
+        if _nunique(first) > 1:
+            keys.append(c)
+    order = {"model.kind": 0, "concept.": 1, "model.": 2, "train.": 3}
+    return sorted(keys, key=lambda k: order.get(k, order[k.split(".")[0] + "."]))
+
+
+def cell_table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: ``cell``, ``learner`` (``model.kind``), ``sgd``, ``setting`` (the
+    learner with the learner keys that vary, e.g. ``rnn(m=512)``) and the varying keys."""
+    keys = varying_keys(results)
+    if "model.kind" not in keys and "model.kind" in results:
+        keys = ["model.kind", *keys]
+    first = results.groupby("cell", sort=True).agg({k: _first_any for k in keys} | {"seed": "size"})
+    out = first.drop(columns="seed").reset_index()
+    kind = out["model.kind"] if "model.kind" in out else pd.Series("model", index=out.index)
+    out.insert(1, "learner", kind.astype(str))
+    out.insert(2, "sgd", [is_sgd(k, results) for k in out["learner"]])
+    shown = _within_kind(out, learner_keys(keys))
+    out.insert(3, "setting", [_setting(row, shown.get(row["learner"], []))
+                              for _, row in out.iterrows()])
+    return out
+
+
+def learner_keys(keys: list[str]) -> list[str]:
+    """The varying keys that describe the learner (``model.*`` and ``train.*``)."""
+    return [k for k in keys if k.startswith(("model.", "train.")) and k not in _NOT_LABEL]
+
+
+def concept_keys(keys: list[str]) -> list[str]:
+    """The varying keys that describe the target (``concept.*``)."""
+    return [k for k in keys if k.startswith("concept.")]
+
+
+# N_eps per cell
+
+
+@dataclass(frozen=True)
+class CellData:
+    """The errors of one cell as arrays: ``err`` and ``val`` of shape (R, S, K) for step sizes
+    ``lrs`` (R,), seeds ``seeds`` (S,) and sample sizes ``ns`` (K,)."""
+
+    err: np.ndarray
+    val: np.ndarray
+    ns: np.ndarray
+    lrs: np.ndarray
+    seeds: np.ndarray
+
+
+def cell_arrays(results: pd.DataFrame) -> dict[int, CellData]:
+    """Per cell, the test and validation errors as (step size, seed, n) arrays.
+
+    Seeds are those of the whole table in order of appearance (the sweep's ``seeds``), so a
+    seed missing from a cell counts as "not reached" (NaN, taken as ``+inf``), as in the
+    sweep. Step sizes keep their order of appearance (the config's order).
+    """
+    seeds = pd.unique(results["seed"])
+    s_index = {s: i for i, s in enumerate(seeds)}
+    out = {}
     for cell, df in results.groupby("cell", sort=True):
-        lrs = np.sort(df["train.lr"].unique())
-        seeds = np.sort(df["seed"].unique())
+        lrs = pd.unique(df["train.lr"]) if "train.lr" in df else np.array([0.0])
         ns = np.sort(df["n"].unique())
         err = np.full((len(lrs), len(seeds), len(ns)), np.nan)
         val = np.full_like(err, np.nan)
-        idx = (np.searchsorted(lrs, df["train.lr"]), np.searchsorted(seeds, df["seed"]),
-               np.searchsorted(ns, df["n"]))
-        err[idx] = df["test_nmse"]
-        val[idx] = df["val_nmse"]
-        med, choice = samples.selected_median(err, val)
-        chosen = np.where(np.isnan(err), np.inf, err)[choice, :, np.arange(len(ns))]  # (K, S)
-        q25, q75 = np.quantile(chosen, [0.25, 0.75], axis=1, method="inverted_cdf")
-        out.append(pd.DataFrame({"cell": cell, **{k: df[k].iloc[0] for k in keys}, "n": ns,
-                                 "median": med, "q25": q25, "q75": q75, "lr": lrs[choice]}))
-    return pd.concat(out, ignore_index=True)
+        r = df["train.lr"].map({lr: i for i, lr in enumerate(lrs)}).to_numpy() if "train.lr" in df \
+            else np.zeros(len(df), int)
+        s = df["seed"].map(s_index).to_numpy()
+        k = np.searchsorted(ns, df["n"].to_numpy())
+        err[r, s, k] = df["test_nmse"].to_numpy(float)
+        val[r, s, k] = df["val_nmse"].to_numpy(float) if "val_nmse" in df else np.nan
+        out[int(cell)] = CellData(err, val, ns, np.asarray(lrs, float), np.asarray(seeds))
+    return out
 
 
-def grid_keys(sc: pd.DataFrame) -> list[str]:
-    """The grid columns of a sample-complexity table (dotted names such as ``concept.L``)."""
-    return [c for c in sc.columns if "." in c]
+def n_eps_table(
+    results: pd.DataFrame,
+    eps: float,
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    n_max: float | None = None,
+) -> pd.DataFrame:
+    """N_eps per cell from the results table, with its bootstrap CI and censoring.
+
+    Parameters
+    ----------
+    results : DataFrame
+        ``results.parquet``.
+    eps : float
+        Target normalised test error.
+    n_boot, ci : int, float
+        Bootstrap resamples over seeds and confidence level of the per-cell CI.
+    n_max : float, optional
+        The sample budget (``N_eps > n_max`` for a censored cell); default: the largest ``n``
+        evaluated in the cell (the budget it actually had, caps included).
+
+    Returns
+    -------
+    DataFrame, one row per cell: the columns of :func:`cell_table`, then ``n_eps``, ``ci_lo``,
+    ``ci_hi`` (``+inf`` when censored in the resamples), ``censored``, ``n_max``, ``n_seeds``,
+    ``lr_at_n_eps``, ``eps``, ``ci``, ``n_runs``, ``n_diverged``, ``n_timeout`` (stopped by a
+    wall-time cap), ``n_failed``.
+    """
+    cells = cell_table(results)
+    arrays = cell_arrays(results)
+    status = _run_status(results)
+    rows = []
+    for cell in cells["cell"]:
+        a = arrays[int(cell)]
+        rng = np.random.default_rng(np.random.SeedSequence([int(cell), *map(int, a.seeds)]))
+        est = samples.n_eps(a.err, a.val, a.ns, a.lrs, eps, n_boot=n_boot, ci=ci, rng=rng)
+        st = status.get(int(cell), {})
+        rows.append({"n_eps": est.n_eps, "ci_lo": est.ci_lo, "ci_hi": est.ci_hi,
+                     "censored": est.censored,
+                     "n_max": float(n_max) if n_max is not None else float(a.ns.max()),
+                     "n_seeds": len(a.seeds), "lr_at_n_eps": est.lr_at_n_eps, "eps": eps,
+                     "ci": ci, "n_runs": st.get("runs", 0), "n_diverged": st.get("diverged", 0),
+                     "n_timeout": st.get("timeout", 0), "n_failed": st.get("failed", 0)})
+    return pd.concat([cells, pd.DataFrame(rows)], axis=1)
+
+
+def boot_n_eps(results: pd.DataFrame, eps: float, *, n_boot: int = 1000, seed: int = 0
+               ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """N_eps of every cell in ``n_boot`` joint resamples of the seeds.
+
+    The same resampled seed indices are used in every cell: cells that share a seed share its
+    target, test set and samples, so seeds (not cells) are the independent units.
+
+    Returns
+    -------
+    idx : ndarray of int, shape (n_boot, S)
+        The resampled seed positions.
+    n : dict cell -> ndarray of shape (n_boot,)
+        N_eps per resample (``+inf`` where censored).
+    """
+    arrays = cell_arrays(results)
+    S = len(next(iter(arrays.values())).seeds) if arrays else 0
+    idx = np.random.default_rng(seed).integers(0, S, size=(n_boot, S))
+    return idx, {cell: resampled_n_eps(a, idx, eps) for cell, a in arrays.items()}
+
+
+def resampled_n_eps(a: CellData, idx: np.ndarray, eps: float) -> np.ndarray:
+    """N_eps of cell ``a`` for every row of seed positions ``idx`` (B, S): shape (B,)."""
+    val = a.val[:, idx] if a.err.shape[0] > 1 else a.val  # one step size: val is not read
+    med = samples.selected_median(a.err[:, idx], val)[0]
+    return samples.first_reached(med, a.ns, eps)
+
+
+# Power-law fits
 
 
 def power_law_fit(x, y) -> tuple[float, float] | None:
@@ -54,3 +250,470 @@ def power_law_fit(x, y) -> tuple[float, float] | None:
         return None
     b, a = np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)
     return float(b), float(a)
+
+
+def boot_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares slopes of ``log y`` on ``log x`` for every row of ``y`` (B, J).
+
+    A row with ``y = +inf`` (a censored resample) has slope ``+inf`` if all its infinite
+    entries sit above the mean of ``log x``, ``-inf`` if all sit below, and NaN otherwise
+    (see the module docstring).
+    """
+    lx = np.log(np.asarray(x, float))
+    dx = lx - lx.mean()
+    ly = np.log(np.asarray(y, float))
+    inf = ~np.isfinite(ly)
+    finite_ly = np.where(inf, 0.0, ly)
+    slope = (finite_ly - finite_ly.mean(axis=1, keepdims=True)) @ dx / (dx @ dx)
+    up = (inf & (dx > 0)).any(axis=1)
+    down = (inf & (dx < 0)).any(axis=1) | (inf & (dx == 0)).any(axis=1)
+    slope = np.where(up & ~down, np.inf, slope)
+    slope = np.where(down & ~up, -np.inf, slope)
+    return np.where(up & down, np.nan, slope)
+
+
+def percentile_ci(reps: np.ndarray, ci: float, *, floor: float = -np.inf) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates; NaN replicates (undefined) count against
+    both bounds (as ``floor`` for the lower one and ``+inf`` for the upper one)."""
+    alpha = (1.0 - ci) / 2.0
+    lo = np.quantile(np.where(np.isnan(reps), floor, reps), alpha, method="inverted_cdf")
+    hi = np.quantile(np.where(np.isnan(reps), np.inf, reps), 1 - alpha, method="inverted_cdf")
+    return float(lo), float(hi)
+
+
+def fit_exponents(
+    results: pd.DataFrame,
+    eps: float,
+    x: str = "concept.L",
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    table: pd.DataFrame | None = None,
+    boot: dict[int, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Fit ``N_eps = a x^b`` per line (every setting of the varying keys other than ``x``).
+
+    The point estimate fits the cells that are not censored; the CI is the percentile
+    bootstrap over seeds (resampled jointly across the line's cells; every cell's N_eps
+    recomputed; refitted). See the module docstring for censored cells.
+
+    Parameters
+    ----------
+    table, boot : optional
+        A precomputed :func:`n_eps_table` and :func:`boot_n_eps` (to share one bootstrap).
+
+    Returns
+    -------
+    DataFrame, one row per line: ``line`` (a label), the line's keys, ``exponent``,
+    ``ci_lo``, ``ci_hi``, ``prefactor`` (``a``), ``n_points`` (cells fitted), ``n_censored``,
+    ``censored_at`` (their ``x``), ``boot_censored`` (fraction of resamples with a fitted cell
+    censored), ``x``, ``note``.
+    """
+    table = n_eps_table(results, eps, n_boot=n_boot, ci=ci) if table is None else table
+    if boot is None:
+        boot = boot_n_eps(results, eps, n_boot=n_boot, seed=seed)[1]
+    hue = line_keys(table, x)
+    rows = []
+    for key, df in _groups(table, hue):
+        row = {"line": line_label(df.iloc[0], hue, table), **key}
+        fitted = df[~df["censored"]].sort_values(x) if x in df else df.iloc[:0]
+        cens = df[df["censored"]]
+        reps = np.stack([boot[int(c)] for c in fitted["cell"]], axis=1) if len(fitted) else None
+        xs = fitted[x].to_numpy(float) if x in fitted else np.array([])
+        f = fit_line(xs, fitted["n_eps"].to_numpy(float), reps, ci)
+        row.update({
+            **f, "n_points": len(fitted), "n_censored": len(cens),
+            "censored_at": ", ".join(fmt_value(v) for v in cens[x]) if x in cens else "",
+            "x": x, "note": _fit_note(fitted, cens, x, f, ci),
+        })
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def fit_line(x: np.ndarray, n_eps: np.ndarray, boot: np.ndarray | None, ci: float) -> dict:
+    """The power-law fit of one line and its percentile bootstrap CI.
+
+    Parameters
+    ----------
+    x, n_eps : ndarray of shape (J,)
+        The fitted (uncensored) cells.
+    boot : ndarray of shape (B, J)
+        Their N_eps in joint seed resamples (``+inf`` where censored), from
+        :func:`resampled_n_eps`.
+
+    Returns
+    -------
+    dict with ``exponent``, ``ci_lo``, ``ci_hi``, ``prefactor`` and ``boot_censored`` (NaN
+    when there are fewer than two distinct ``x``).
+    """
+    fit = power_law_fit(x, n_eps) if len(x) else None
+    if fit is None:
+        return dict.fromkeys(["exponent", "ci_lo", "ci_hi", "prefactor", "boot_censored"],
+                             math.nan)
+    lo, hi = percentile_ci(boot_slopes(x, boot), ci)
+    return {"exponent": fit[0], "ci_lo": lo, "ci_hi": hi, "prefactor": math.exp(fit[1]),
+            "boot_censored": float((~np.isfinite(boot)).any(axis=1).mean())}
+
+
+def line_keys(table: pd.DataFrame, x: str) -> list[str]:
+    """The columns that tell the lines of an N_eps-against-``x`` plot apart: the learner
+    (``model.kind``), its varying settings and the varying concept keys, all but ``x``."""
+    keys = [k for k in table.columns if k.startswith(CONFIG_PREFIXES)]
+    kind = ["model.kind"] if "model.kind" in table else []
+    return kind + [k for k in learner_keys(keys) + concept_keys(keys) if k != x]
+
+
+def line_label(row: pd.Series, keys: list[str], table: pd.DataFrame | None = None) -> str:
+    """A legend label from a line's keys, e.g. ``rnn(m=512), L=8``; with ``table``, learner
+    keys that do not vary among the cells of the row's learner are left out (``train.lr = 0``
+    says nothing about a kernel that the word ``rntk`` does not)."""
+    learner = [k for k in keys if k.startswith(("model.", "train.")) and k != "model.kind"]
+    if table is not None and "model.kind" in table:
+        learner = _within_kind(table, learner).get(row.get("model.kind"), [])
+    label = _setting(row, learner) if "model.kind" in keys else ""
+    if not label and learner:
+        label = ", ".join(f"{short_key(k)}={fmt_value(row[k])}" for k in learner
+                          if _present(row[k]))
+    rest = [f"{short_key(k)}={fmt_value(row[k])}" for k in keys if k.startswith("concept.")]
+    return ", ".join([p for p in [label, *rest] if p]) or "all cells"
+
+
+def _fit_note(fitted, cens, x, f, ci) -> str:
+    notes = []
+    fitted_ok = np.isfinite(f["exponent"])
+    if not fitted_ok:
+        if len(fitted) + len(cens) <= 1 or x not in fitted:
+            notes.append(f"no fit: {x} takes one value")
+        else:
+            notes.append(f"no fit: fewer than 2 uncensored values of {x}")
+    elif len(fitted) == 2:
+        notes.append("2 points")
+    if len(cens):
+        where = f"{len(cens)} censored cell{'s' if len(cens) > 1 else ''} not fitted"
+        if fitted_ok and (cens[x] > fitted[x].max()).any():
+            where += f" (beyond the fitted {x}: the exponent is likely underestimated)"
+        notes.append(where)
+    open_ends = [side for side, v in (("below", f["ci_lo"]), ("above", f["ci_hi"]))
+                 if fitted_ok and np.isinf(v)]
+    if open_ends:
+        notes.append(f"{f['boot_censored']:.0%} of resamples censored: the CI is unbounded "
+                     + " and ".join(open_ends))
+    return "; ".join(notes)
+
+
+# SGD / kernel ratio
+
+
+def ratio_table(
+    table: pd.DataFrame, boot: dict[int, np.ndarray], *, ci: float = 0.95
+) -> pd.DataFrame:
+    """N_eps(SGD learner) / N_eps(kernel learner) for every pair on the same concept cell.
+
+    Cells are paired on the varying ``concept.*`` keys (the same target, test set and samples
+    for the same seed) and on the ``model.*`` keys that both learners have (e.g. the width
+    ``m`` of a finite-width kernel and of the network). The CI is the percentile interval of
+    the ratio over the joint resamples of :func:`boot_n_eps`.
+
+    Returns
+    -------
+    DataFrame, one row per (concept setting, SGD setting, kernel setting): the concept keys,
+    ``sgd``, ``kernel`` (settings), ``ratio``, ``ci_lo``, ``ci_hi``, ``bound`` (``""``: a
+    value; ``">"``: the SGD cell is censored, ``ratio`` is a lower bound ``n_max / N_kernel``;
+    ``"<"``: the kernel cell is censored, ``ratio`` is an upper bound ``N_sgd / n_max``;
+    ``"?"``: both censored, unknown), ``n_eps_sgd``, ``n_eps_kernel``.
+    """
+    cols = [*concept_keys(list(table.columns)), "sgd", "kernel", "ratio", "ci_lo", "ci_hi",
+            "bound", "n_eps_sgd", "n_eps_kernel"]
+    if "sgd" not in table or not (table["sgd"].any() and (~table["sgd"]).any()):
+        return pd.DataFrame(columns=cols)
+    ck = concept_keys(list(table.columns))
+    mk = [k for k in learner_keys(list(table.columns)) if k.startswith("model.")]
+    rows = []
+    for key, df in _groups(table, ck):
+        for _, s in df[df["sgd"]].iterrows():
+            for _, k in df[~df["sgd"]].iterrows():
+                if not _same_model_keys(s, k, mk):
+                    continue
+                r = boot[int(s["cell"])] / boot[int(k["cell"])]
+                lo, hi = percentile_ci(r, ci, floor=0.0)
+                ns_, nk = s["n_eps"], k["n_eps"]
+                if s["censored"] and k["censored"]:
+                    value, bound = math.nan, "?"
+                elif s["censored"]:
+                    value, bound = s["n_max"] / nk, ">"
+                elif k["censored"]:
+                    value, bound = ns_ / k["n_max"], "<"
+                else:
+                    value, bound = ns_ / nk, ""
+                rows.append({**key, "sgd": s["setting"], "kernel": k["setting"], "ratio": value,
+                             "ci_lo": lo, "ci_hi": hi, "bound": bound, "n_eps_sgd": ns_,
+                             "n_eps_kernel": nk})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _same_model_keys(s: pd.Series, k: pd.Series, keys: list[str]) -> bool:
+    """Whether two cells agree on every model key both have (a finite-width kernel is paired
+    with the SGD network of its width; an infinite-width one with every width)."""
+    return all(s[c] == k[c] for c in keys if _present(s[c]) and _present(k[c]))
+
+
+# Learning curves
+
+
+def learning_curves(results: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
+    """Test error against ``n`` per cell: median and inter-quartile range over seeds.
+
+    Where a cell tried several step sizes, the one with the smallest median validation error
+    is taken at every ``n`` (the test errors are not read to choose it). A diverged or failed
+    seed counts as ``+inf`` (it raises the median and the quartiles, never disappears).
+
+    Parameters
+    ----------
+    keys : list of str, optional
+        Columns to carry along (default: the varying keys).
+
+    Returns
+    -------
+    DataFrame with columns ``cell``, ``learner``, ``sgd``, ``setting``, ``keys...``, ``n``,
+    ``steps``, ``median``, ``q25``, ``q75``, ``lr``, ``n_seeds``.
+    """
+    cells = cell_table(results).set_index("cell")
+    keys = [k for k in (varying_keys(results) if keys is None else keys) if k in results]
+    arrays = cell_arrays(results)
+    steps = results.groupby(["cell", "n"])["steps"].first() if "steps" in results else None
+    out = []
+    for cell, a in arrays.items():
+        med, choice = samples.selected_median(a.err, a.val)
+        chosen = np.where(np.isnan(a.err), np.inf, a.err)[choice, :, np.arange(len(a.ns))]
+        q25, q75 = np.quantile(chosen, [0.25, 0.75], axis=1, method="inverted_cdf")
+        c = cells.loc[cell]
+        extra = {k: c[k] if k in c else results.loc[results["cell"] == cell, k].iloc[0]
+                 for k in keys}
+        st = steps.loc[cell].reindex(a.ns).to_numpy() if steps is not None else a.ns
+        out.append(pd.DataFrame({"cell": cell, "learner": c["learner"], "sgd": c["sgd"],
+                                 "setting": c["setting"], **extra, "n": a.ns, "steps": st,
+                                 "median": med, "q25": q25, "q75": q75, "lr": a.lrs[choice],
+                                 "n_seeds": len(a.seeds)}))
+    return pd.concat(out, ignore_index=True)
+
+
+# Runs that failed or diverged
+
+
+def failures(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per run that failed or diverged: ``cell``, ``setting``, the varying keys,
+    ``seed``, ``train.lr``, ``status``, ``diverged_step``, ``error``."""
+    if "status" not in results:
+        return pd.DataFrame(columns=["cell", "seed", "status", "error"])
+    bad = results[results["status"] != "ok"]
+    per_run = bad.drop_duplicates("run_id" if "run_id" in bad else ["cell", "seed", "train.lr"])
+    cells = cell_table(results)[["cell", "setting"]]
+    keys = concept_keys(varying_keys(results))
+    cols = [c for c in ["cell", *keys, "seed", "train.lr", "status", "diverged_step", "error"]
+            if c in per_run]
+    out = per_run[cols].merge(cells, on="cell", how="left")
+    first = ["cell", "setting"]
+    return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
+
+
+# Internal helpers
+
+
+def _run_status(results: pd.DataFrame) -> dict[int, dict[str, int]]:
+    if "status" not in results:
+        return {}
+    runs = results.drop_duplicates("run_id") if "run_id" in results else results
+    out = {}
+    for cell, df in runs.groupby("cell"):
+        st = df["status"]
+        out[int(cell)] = {"runs": len(df), "diverged": int((st == "diverged").sum()),
+                          "timeout": int((st == "timeout").sum()),
+                          "failed": int((~st.isin(["ok", "diverged", "timeout"])).sum())}
+    return out
+
+
+def _groups(table: pd.DataFrame, keys: list[str]):
+    """``(dict of key values, sub-table)`` per setting of ``keys`` (one group if none);
+    missing values (a key a learner does not have) form their own group."""
+    if not keys:
+        yield {}, table
+        return
+    for key, df in table.groupby(keys, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        yield dict(zip(keys, key, strict=True)), df
+
+
+def _within_kind(table: pd.DataFrame, keys: list[str]) -> dict[str, list[str]]:
+    """Per ``model.kind``: the ``keys`` that take more than one value among its cells."""
+    if "model.kind" not in table:
+        return {}
+    return {kind: [k for k in keys if k in df and _nunique(df[k]) > 1]
+            for kind, df in table.groupby("model.kind", sort=False)}
+
+
+def _setting(row: pd.Series, keys: list[str]) -> str:
+    kind = str(row.get("model.kind", "model"))
+    parts = [f"{short_key(k)}={fmt_value(row[k])}" for k in keys if _present(row[k])]
+    return f"{kind}({', '.join(parts)})" if parts else kind
+
+
+def short_key(key: str) -> str:
+    """``model.m`` -> ``m``, ``concept.L`` -> ``L``; ``train.lr`` stays (it is ambiguous)."""
+    return key if key.startswith("train.") else key.split(".", 1)[1]
+
+
+def fmt_value(v) -> str:
+    if isinstance(v, float | np.floating):
+        return f"{v:g}"
+    return str(v)
+
+
+def _present(v) -> bool:
+    try:
+        return not pd.isna(v)
+    except (TypeError, ValueError):
+        return True
+
+
+def _first_any(s: pd.Series):
+    """The first non-missing value (missing if none)."""
+    s = s.dropna()
+    return s.iloc[0] if len(s) else np.nan
+
+
+def _nunique(s: pd.Series) -> int:
+    return s.astype(str).nunique(dropna=False)
+
+
+# Everything at once, and tables for people
+
+
+@dataclass
+class Analysis:
+    """All the derived tables of one run folder (see :func:`analyze`)."""
+
+    eps: float
+    ci: float
+    x: str | None  #: the scaling variable (``concept.L`` when present), None if none is numeric
+    keys: list[str]  #: the varying config keys
+    table: pd.DataFrame  #: :func:`n_eps_table`
+    fits: pd.DataFrame  #: :func:`fit_exponents` against ``x`` (empty if ``x`` is None)
+    fits_m: pd.DataFrame  #: :func:`fit_exponents` against ``model.m`` (empty unless it varies)
+    ratios: pd.DataFrame  #: :func:`ratio_table`
+    curves: pd.DataFrame  #: :func:`learning_curves`
+    failures: pd.DataFrame  #: :func:`failures`
+
+
+def analyze(
+    results: pd.DataFrame,
+    eps: float,
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    n_max: float | None = None,
+    x: str | None = None,
+    seed: int = 0,
+) -> Analysis:
+    """Every table of a run from its results table, sharing one joint bootstrap over seeds."""
+    if results.empty:
+        from .errors import PacsimError
+
+        raise PacsimError("results.parquet has no rows: the sweep recorded no runs")
+    keys = varying_keys(results)
+    x = scaling_key(results, keys) if x is None else x
+    table = n_eps_table(results, eps, n_boot=n_boot, ci=ci, n_max=n_max)
+    if x is not None and x not in table:  # the sweep does not vary it: plot at its one value
+        table.insert(table.columns.get_loc("n_eps"), x,
+                     table["cell"].map(results.groupby("cell")[x].first()).to_numpy())
+    _, boot = boot_n_eps(results, eps, n_boot=n_boot, seed=seed)
+    fits = (fit_exponents(results, eps, x, ci=ci, table=table, boot=boot) if x
+            else pd.DataFrame())
+    fits_m = (fit_exponents(results, eps, "model.m", ci=ci, table=table, boot=boot)
+              if "model.m" in keys else pd.DataFrame())
+    return Analysis(eps=eps, ci=ci, x=x, keys=keys, table=table, fits=fits, fits_m=fits_m,
+                    ratios=ratio_table(table, boot, ci=ci), curves=learning_curves(results, keys),
+                    failures=failures(results))
+
+
+def scaling_key(results: pd.DataFrame, keys: list[str] | None = None) -> str | None:
+    """``concept.L`` if the table has it; else the first numeric varying concept key; else
+    None (the cells are then shown side by side)."""
+    if "concept.L" in results and pd.api.types.is_numeric_dtype(results["concept.L"]):
+        return "concept.L"
+    keys = varying_keys(results) if keys is None else keys
+    for k in concept_keys(keys):
+        if pd.api.types.is_numeric_dtype(results[k]) and (results[k] > 0).all():
+            return k
+    return None
+
+
+def display_n_eps(table: pd.DataFrame) -> pd.DataFrame:
+    """The N_eps table for people: one row per cell, ``N_eps [CI]`` as text, censored cells
+    written ``> n_max (censored)``."""
+    keys = concept_keys(list(table.columns))  # the learner keys are in ``setting``
+    out = table[["setting", *keys]].copy()
+    out["N_eps"] = [_n_text(r) for _, r in table.iterrows()]
+    level = f"{table['ci'].iloc[0]:.0%} CI" if len(table) else "CI"
+    out[level] = [_ci_text(r["ci_lo"], r["ci_hi"]) for _, r in table.iterrows()]
+    out["seeds"] = table["n_seeds"]
+    out["diverged/timed out/failed runs"] = [
+        f"{d}/{t}/{f}" for d, t, f in zip(table["n_diverged"], table["n_timeout"],
+                                          table["n_failed"], strict=True)]
+    if "censored_by" in table and table["censored_by"].notna().any():
+        out["censored by"] = table["censored_by"].fillna("")
+    return out.rename(columns={k: short_key(k) for k in keys}).reset_index(drop=True)
+
+
+def display_fits(fits: pd.DataFrame) -> pd.DataFrame:
+    """Fitted exponents for people: line, ``b [CI]``, points fitted, censored, note."""
+    if fits.empty:
+        return pd.DataFrame(columns=["line", "exponent", "CI", "fitted", "censored", "note"])
+    return pd.DataFrame({
+        "line": fits["line"],
+        "exponent": [fmt_exponent(b) for b in fits["exponent"]],
+        "CI": [f"[{fmt_exponent(lo)}, {fmt_exponent(hi)}]"
+               for lo, hi in zip(fits["ci_lo"], fits["ci_hi"], strict=True)],
+        "fitted": fits["n_points"],
+        "censored": [f"{n} ({at})" if n else "0" for n, at in zip(fits["n_censored"],
+                                                                 fits["censored_at"], strict=True)],
+        "note": fits["note"],
+    })
+
+
+def display_ratios(ratios: pd.DataFrame) -> pd.DataFrame:
+    """SGD / kernel ratios for people: ``bound value [CI]``."""
+    keys = [k for k in ratios.columns if k.startswith(CONFIG_PREFIXES)]
+    out = ratios[[*keys, "sgd", "kernel"]].rename(columns={k: short_key(k) for k in keys})
+    out["N_sgd / N_kernel"] = [
+        "unknown (both censored)" if b == "?" else f"{b} {_num(r, 3)}".strip()
+        for r, b in zip(ratios["ratio"], ratios["bound"], strict=True)]
+    out["CI"] = ["" if b else _ci_text(lo, hi, 3)  # a bound has no CI of its own
+                 for lo, hi, b in zip(ratios["ci_lo"], ratios["ci_hi"], ratios["bound"],
+                                      strict=True)]
+    return out.reset_index(drop=True)
+
+
+def _n_text(row) -> str:
+    if row["censored"]:
+        return f"> {_num(row['n_max'])} (censored)"
+    return _num(row["n_eps"])
+
+
+def fmt_exponent(v) -> str:
+    """An exponent: two decimals (no ``-0.00``)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return _num(v) if np.isinf(v) else f"{round(float(v), 2) + 0.0:.2f}"
+
+
+def _ci_text(lo, hi, digits: int = 0) -> str:
+    return f"[{_num(lo, digits)}, {_num(hi, digits)}]"
+
+
+def _num(v, digits: int = 0) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.{digits}g}" if digits else f"{v:.0f}"  # digits: significant digits
