@@ -318,6 +318,8 @@ PRESETS = [
     ("resnet", "experiment", lambda m, d_in: (d_in**-0.5, d_in**-0.5, m**-0.5, m**-0.5, m**-0.5)),
     ("mlp2", "azll", lambda m, d_in: (m**-0.5, m**-0.5, None, None, 1.0)),
     ("mlp3", "azll", lambda m, d_in: (m**-0.5, m**-0.5, m**-0.5, m**-0.5, 1.0)),
+    ("mlp2", "experiment", lambda m, d_in: (d_in**-0.5, d_in**-0.5, None, None, m**-0.5)),
+    ("mlp3", "experiment", lambda m, d_in: (d_in**-0.5, d_in**-0.5, m**-0.5, m**-0.5, m**-0.5)),
 ]
 
 
@@ -381,7 +383,7 @@ def test_init_preset_initial_statistics(rng, arch, init):
     ``s_W`` is the std of W and b1: ``E||h1||^2 = m s_W^2 (q + 1) / 2``. ResNet:
     ``E||out1||^2 = d_out E||h1||^2 / m`` and ``E[||h2||^2 | out1] = (||out1||^2 + 1) / 2``.
     MLPs: ``E[||h2||^2 | h1] = (||h1||^2 + 1) / 2`` (mlp3) and
-    ``E[||out||^2 | h_top] = d_out eps_a^2 ||h_top||^2``. Averaged over 60 inits (m = 256);
+    ``E[||out||^2 | h_top] = d_out s_A^2 ||h_top||^2`` (``s_A`` = eps_a or eps_a / sqrt(m)). Averaged over 60 inits (m = 256);
     the conditional ones are averaged as ratios.
     """
     m, d_in, d_out = 256, 30, 8
@@ -397,7 +399,8 @@ def test_init_preset_initial_statistics(rng, arch, init):
         top = "h1" if arch == "mlp2" else "h2"
         if arch == "mlp3":
             npt.assert_allclose((df["h2"] / ((df["h1"] + 1) / 2)).mean(), 1.0, rtol=0.05)
-        npt.assert_allclose((df["out"] / (d_out * df[top])).mean(), 1.0, rtol=0.1)
+        s_a = ff.init_std(arch, m, d_in, init)["A"]
+        npt.assert_allclose((df["out"] / (d_out * s_a**2 * df[top])).mean(), 1.0, rtol=0.1)
 
 
 def test_resnet_theory_init_starts_small_and_experiment_init_order_one(rng):

@@ -23,6 +23,9 @@ class Config(Frozen):
 
     kind: Literal["mlp3"] = "mlp3"
     m: Annotated[int, Field(ge=1, le=65536)] = 256  #: width of both hidden layers (m1 = m2 = m)
+    #: "azll": W, b1 (V, b2) ~ N(0, 1/m), A ~ N(0, eps_a^2); "experiment": AZL-ResNet's
+    #: experiment preset, [W|b1] ~ N(0, 1/d_in), [V|b2] ~ N(0, 1/m), A ~ N(0, eps_a^2/m)
+    init: Literal["azll", "experiment"] = "azll"
     eps_a: PosFloat = 1.0  #: output weights A ~ N(0, eps_a^2); W, b1, V, b2 ~ N(0, 1/m)
     train_bias: bool = True  #: train b1 and b2 (False: the theorem's fixed bias)
     train_output: bool = False  #: also train A
@@ -31,4 +34,5 @@ class Config(Frozen):
 
 def make(cfg: Config, concept, rng: np.random.Generator) -> FFLearner:
     rates = ff.default_rates(train_bias=cfg.train_bias, train_output=cfg.train_output)
-    return FFLearner("mlp3", cfg, concept, rng, rates=rates, eps_a=cfg.eps_a)
+    return FFLearner("mlp3", cfg, concept, rng, rates=rates, init=cfg.init,
+                     eps_a=cfg.eps_a)

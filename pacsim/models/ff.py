@@ -41,7 +41,8 @@ DTYPES = (np.float32, np.float64)
 ARCHS = ("mlp2", "mlp3", "resnet")
 _CODE = {"mlp2": _ff_jit.MLP2, "mlp3": _ff_jit.MLP3, "resnet": _ff_jit.RESNET}
 #: Initialisation presets of each architecture (see :func:`init_std`).
-INITS = {"resnet": ("theory", "experiment"), "mlp2": ("azll",), "mlp3": ("azll",)}
+INITS = {"resnet": ("theory", "experiment"), "mlp2": ("azll", "experiment"),
+         "mlp3": ("azll", "experiment")}
 #: The arrays of every network, in kernel (and draw) order.
 NAMES = ("W", "b1", "V", "b2", "A")
 
@@ -183,17 +184,24 @@ def init_std(arch: str, m: int, d_in: int, init: str | None = None,
       of the notes): ``W, b1`` (and ``V, b2``) ``~ N(0, 1/m)``; ``A ~ N(0, eps_a^2)``. ``eps_a = 1``
       is the experiments' and the three-layer theorem's value; the two-layer theorem takes
       ``eps_a = Theta~(eps)``.
+    * ``mlp2`` and ``mlp3``, ``init = "experiment"``: the "similar initialisation" AZL-ResNet's
+      experiment gives its two- and three-layer nets (section 1.8.1 of the notes), i.e. the
+      ResNet experiment preset: ``[W | b1] ~ N(0, 1/d_in)``, ``[V | b2] ~ N(0, 1/m)``,
+      ``A ~ N(0, eps_a^2 / m)``. Use it on unnormalised inputs such as {-1, 1}^30, where
+      ``N(0, 1/m)`` first-layer weights give vanishing pre-activations.
     """
     init = init or INITS[arch][0]
     if init not in INITS[arch]:
         raise ValueError(f"init for {arch} must be one of {INITS[arch]}, got {init!r}")
-    if arch != "resnet":
-        s = 1.0 / np.sqrt(m)
+    s = 1.0 / np.sqrt(m)
+    if arch != "resnet" and init == "azll":
         return {"W": s, "b1": s, "V": s, "b2": s, "A": float(eps_a)}
+    if arch != "resnet":  # "experiment"
+        s_w = 1.0 / np.sqrt(d_in)
+        return {"W": s_w, "b1": s_w, "V": s, "b2": s, "A": float(eps_a) * s}
     if eps_a != 1.0:
         raise ValueError("eps_a applies to mlp2 and mlp3 only")
     s_w = m**-0.25 if init == "theory" else 1.0 / np.sqrt(d_in)
-    s = 1.0 / np.sqrt(m)
     return {"W": s_w, "b1": s_w, "V": s, "b2": s, "A": s}
 
 
