@@ -115,6 +115,8 @@ class TargetConfig(_Frozen):
     rel_tol: Annotated[float, Field(gt=0, lt=1)] = 0.1  #: finite: bisect until hi/lo - 1 <= rel_tol
     n_boot: Annotated[int, Field(ge=100)] = 1000  #: bootstrap resamples over seeds
     ci: Annotated[float, Field(gt=0, lt=1)] = 0.95  #: confidence level
+    max_steps: PosInt | None = None  #: cap on SGD steps per run (None: no cap beyond n_max)
+    max_wall_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None  #: per-run wall cap
 
     @model_validator(mode="after")
     def _range(self):

@@ -78,7 +78,7 @@ class Budget:
 def budget(cfg: SweepConfig) -> Budget:
     """The caps of a sweep (``target.n_max``, ``target.max_steps``, ``target.max_wall_s``)."""
     t = cfg.target
-    return Budget(t.n_max, getattr(t, "max_steps", None), getattr(t, "max_wall_s", None))
+    return Budget(t.n_max, t.max_steps, t.max_wall_s)
 
 
 @dataclass

@@ -22,6 +22,12 @@ def test_quickstart_config_is_valid():
     assert cells[0][1].model.m == 128
 
 
+def test_target_caps_load_from_the_config():
+    t = parse_sweep(_sweep(target={"max_steps": 40, "max_wall_s": 2.5})).target
+    assert (t.max_steps, t.max_wall_s) == (40, 2.5)
+    assert (parse_sweep(_sweep()).target.max_steps, parse_sweep(_sweep()).target.max_wall_s) == (None, None)
+
+
 def test_grid_accepts_nested_and_dotted_keys():
     a = parse_sweep(_sweep(grid={"concept": {"L": [3, 5]}, "model.m": [4, 8]}))
     assert [(s.concept.L, s.model.m) for _, s in a.cells()] == [(3, 4), (3, 8), (5, 4), (5, 8)]
@@ -49,6 +55,8 @@ def test_configs_are_frozen():
         (_sweep(grid={"seed": [1]}), "grid key 'seed' is not a base setting"),
         (_sweep(grid={"model.m": [4, 4]}), "model.m has duplicate values"),
         (_sweep(target={"n_min": 100, "n_max": 10}), "n_min = 100 exceeds n_max = 10"),
+        (_sweep(target={"max_wall_s": 0}), "target.max_wall_s = 0: Input should be greater than 0"),
+        (_sweep(target={"max_steps": 0}), "target.max_steps = 0: Input should be greater than or equal to 1"),
         (_sweep(name="a b"), "name = 'a b': String should match pattern"),
         ({"seeds": [0]}, "missing required key 'name'"),
         (_sweep(tagret={}), "unknown key 'tagret'; allowed here: name, seeds, base, grid, target"),
