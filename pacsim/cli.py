@@ -13,7 +13,7 @@ from .errors import PacsimError
 @click.group()
 @click.version_option(__version__, prog_name="pacsim")
 def main():
-    """pacsim: sample complexity of SGD-trained over-parameterized RNNs, on the bench."""
+    """pacsim: sample complexity of SGD-trained RNNs and ResNets against kernel baselines, on the bench."""
 
 
 @main.command()

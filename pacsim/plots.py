@@ -142,6 +142,7 @@ def error_vs_n(curves: pd.DataFrame, eps: float, censored_cells=(), x: str = "n"
                             alpha=0.18, linewidth=0)
         ax.axhline(eps, color="k", linestyle="--", linewidth=1, label=f"eps = {eps:g}")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap
         ax.set_yscale("log")
         ax.set_title(str(setting), fontsize="medium")
         ax.set_xlabel("SGD steps" if x == "steps" else "training samples n")
