@@ -1,7 +1,7 @@
 """Test error against the number of training samples n (and SGD steps) per cell: the median
 and the inter-quartile range over seeds.
 
-Usage: python analysis/learning_curves.py RUN_DIR [--x n|steps]
+Usage: python analysis/learning_curves.py RUN_DIR [--x n|steps] [--metric test_nmse|test_mse|test_sse]
 
 Reads only RUN_DIR/results.parquet. Where a cell tried several step sizes, the one with the
 smallest median validation error is taken at every n (the test errors never choose it). A seed
@@ -20,12 +20,12 @@ import pandas as pd
 
 from pacsim.errors import PacsimError
 from pacsim.figures import read_results
-from pacsim.tables import learning_curves
+from pacsim.tables import METRICS, learning_curves
 
 
-def curves(run_dir: str | Path) -> pd.DataFrame:
+def curves(run_dir: str | Path, metric: str = "test_nmse") -> pd.DataFrame:
     """The learning curves of a run folder (:func:`pacsim.tables.learning_curves`)."""
-    return learning_curves(read_results(run_dir))
+    return learning_curves(read_results(run_dir), metric=metric)
 
 
 def main(argv: list[str]) -> int:
@@ -34,9 +34,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("run_dir")
     p.add_argument("--x", choices=["n", "steps"], default="n",
                    help="the first column: training samples n or SGD steps [n]")
+    p.add_argument("--metric", choices=list(METRICS), default="test_nmse",
+                   help="test_nmse (normalised), test_mse (per output) or test_sse (summed over "
+                        "outputs: the papers' test error) [test_nmse]")
     args = p.parse_args(argv)
     try:
-        lc = curves(args.run_dir)
+        lc = curves(args.run_dir, args.metric)
     except PacsimError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2

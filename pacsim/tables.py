@@ -140,8 +140,13 @@ class CellData:
     seeds: np.ndarray
 
 
-def cell_arrays(results: pd.DataFrame) -> dict[int, CellData]:
-    """Per cell, the test and validation errors as (step size, seed, n) arrays.
+#: Test-error columns a learning curve can show: normalised (the sweep's), plain MSE per output,
+#: and the papers' "test error" (squared error summed over the scored outputs).
+METRICS = ("test_nmse", "test_mse", "test_sse")
+
+
+def cell_arrays(results: pd.DataFrame, metric: str = "test_nmse") -> dict[int, CellData]:
+    """Per cell, the test (``metric``) and validation errors as (step size, seed, n) arrays.
 
     Seeds are those of the whole table in order of appearance (the sweep's ``seeds``), so a
     seed missing from a cell counts as "not reached" (NaN, taken as ``+inf``), as in the
@@ -159,7 +164,7 @@ def cell_arrays(results: pd.DataFrame) -> dict[int, CellData]:
             else np.zeros(len(df), int)
         s = df["seed"].map(s_index).to_numpy()
         k = np.searchsorted(ns, df["n"].to_numpy())
-        err[r, s, k] = df["test_nmse"].to_numpy(float)
+        err[r, s, k] = df[metric].to_numpy(float)
         val[r, s, k] = df["val_nmse"].to_numpy(float) if "val_nmse" in df else np.nan
         out[int(cell)] = CellData(err, val, ns, np.asarray(lrs, float), np.asarray(seeds))
     return out
@@ -461,8 +466,10 @@ def _same_model_keys(s: pd.Series, k: pd.Series, keys: list[str]) -> bool:
 # Learning curves
 
 
-def learning_curves(results: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
-    """Test error against ``n`` per cell: median and inter-quartile range over seeds.
+def learning_curves(results: pd.DataFrame, keys: list[str] | None = None,
+                    metric: str = "test_nmse") -> pd.DataFrame:
+    """Test error (``metric``, one of :data:`METRICS`) against ``n`` per cell: median and
+    inter-quartile range over seeds.
 
     Where a cell tried several step sizes, the one with the smallest median validation error
     is taken at every ``n`` (the test errors are not read to choose it). A diverged or failed
@@ -472,6 +479,8 @@ def learning_curves(results: pd.DataFrame, keys: list[str] | None = None) -> pd.
     ----------
     keys : list of str, optional
         Columns to carry along (default: the varying keys).
+    metric : str
+        The test-error column; the step size is always chosen by ``val_nmse``.
 
     Returns
     -------
@@ -480,7 +489,9 @@ def learning_curves(results: pd.DataFrame, keys: list[str] | None = None) -> pd.
     """
     cells = cell_table(results).set_index("cell")
     keys = [k for k in (varying_keys(results) if keys is None else keys) if k in results]
-    arrays = cell_arrays(results)
+    if metric not in METRICS:
+        raise ValueError(f"metric = {metric!r}; allowed: {', '.join(METRICS)}")
+    arrays = cell_arrays(results, metric)
     steps = results.groupby(["cell", "n"])["steps"].first() if "steps" in results else None
     out = []
     for cell, a in arrays.items():

@@ -256,6 +256,16 @@ def test_learning_curves_median_and_iqr():
     assert np.isinf(c0["q75"]).all()
 
 
+def test_learning_curves_in_the_papers_metric():
+    """metric = "test_sse" reads that column; the step size is still chosen on validation."""
+    res = make_results({"rnn": 1.0}, Ls=(4,), seeds=range(3))
+    res["test_sse"] = 7.0 * res["test_nmse"]
+    lc = tables.learning_curves(res, metric="test_sse")
+    np.testing.assert_allclose(lc["median"], 7.0 * tables.learning_curves(res)["median"])
+    with pytest.raises(ValueError, match="allowed: test_nmse, test_mse, test_sse"):
+        tables.learning_curves(res, metric="accuracy")
+
+
 # SGD / kernel ratio
 
 
