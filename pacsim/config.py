@@ -205,12 +205,13 @@ class SweepConfig(_Frozen):
         keys = list(self.grid)
         out = []
         base = self.base.model_dump()
+        explicit = self.base.model_dump(exclude_unset=True)  # what the user wrote in [base.*]
         for combo in itertools.product(*(self.grid[k] for k in keys)):
             values = dict(zip(keys, combo, strict=True))
             raw = copy.deepcopy(base)
             for key, value in sorted(values.items(), key=lambda kv: "." in kv[0]):
                 if key in _TAGGED:
-                    raw[key] = _merge_section(key, base[key], value)
+                    raw[key] = _merge_section(key, base[key], explicit.get(key, {}), value)
                     continue
                 *parents, leaf = key.split(".")
                 node = raw
@@ -296,13 +297,14 @@ def _is_field_path(model: type[BaseModel], parts: list[str]) -> bool:
     return isinstance(sub, type) and issubclass(sub, BaseModel) and _is_field_path(sub, parts[1:])
 
 
-def _merge_section(section: str, base: dict, table: dict) -> dict:
-    """``table`` over the keys of ``base`` that the table's class also has."""
+def _merge_section(section: str, base: dict, explicit: dict, table: dict) -> dict:
+    """``table`` over the keys set explicitly in the base section (``explicit``; the base's
+    defaults are not inherited) that the table's class also has."""
     tag_key = "family" if section == "concept" else "kind"
     registry = _TAGGED[section]
     tag = table.get(tag_key, base[tag_key])
     fields = registry[tag].Config.model_fields if tag in registry else {}
-    inherited = {k: v for k, v in base.items() if k in fields and k != tag_key}
+    inherited = {k: v for k, v in explicit.items() if k in fields and k != tag_key}
     return {**inherited, **table, tag_key: tag}
 
 

@@ -95,6 +95,17 @@ def test_grid_of_whole_model_tables_inherits_shared_base_keys():
                    ({"kind": "rnn", "m": 8}, 8, 0.5, 1.0), ({"kind": "rnn", "m": 8}, 8, 0.5, 2.0)]
 
 
+def test_whole_model_tables_do_not_inherit_the_base_kinds_defaults():
+    """Only keys written in [base.model] are inherited: an mlp2 table next to an rnn base gets
+    its own defaults, not the rnn's (both kinds have ``m``; only the written one carries over)."""
+    cfg = parse_sweep(_sweep(base={"concept": {"L": 4}, "model": {"eps_x": 0.5}},
+                             grid={"model": [{"kind": "rnn"}, {"kind": "mlp2", "m": 32}]}))
+    (_, rnn), (_, mlp2) = cfg.cells()
+    assert (rnn.model.kind, rnn.model.eps_x, rnn.model.m) == ("rnn", 0.5, 256)
+    assert (mlp2.model.kind, mlp2.model.m) == ("mlp2", 32)
+    assert mlp2.model == type(mlp2.model)(kind="mlp2", m=32)  # every other key its default
+
+
 @pytest.mark.parametrize(
     "raw, message",
     [
