@@ -137,6 +137,8 @@ class RunSpec(_Frozen):
         kind = concepts.FAMILIES[self.concept.family].KIND
         try:
             learners.check(self.model, kind)
+            if self.model.kind == "rnn":  # the mode's scored positions must cover the concept's
+                learners.rnn.check_concept(self.model, self.concept)
         except learners.LearnerError as e:
             raise ValueError(str(e)) from None
         return self
@@ -313,6 +315,8 @@ def _short(value: Any) -> str:
         return repr(value)
     tag = value.get("kind", value.get("family"))
     rest = ",".join(f"{k}={v}" for k, v in value.items() if k not in ("kind", "family"))
+    if tag is None:  # the table keeps the base section's family or kind
+        return rest
     return f"{tag}({rest})" if rest else str(tag)
 
 

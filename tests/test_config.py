@@ -95,6 +95,15 @@ def test_grid_of_whole_model_tables_inherits_shared_base_keys():
                    ({"kind": "rnn", "m": 8}, 8, 0.5, 1.0), ({"kind": "rnn", "m": 8}, 8, 0.5, 2.0)]
 
 
+def test_concept_tables_without_family_are_labelled_by_their_keys():
+    from pacsim.config import section_label
+
+    cfg = parse_sweep(_sweep(base={"concept": {"family": "regular"}, "model": {"mode": "pg21"}},
+                             grid={"concept": [{"language": "parity"}, {"language": "tomita3"}]}))
+    assert [section_label(v["concept"]) for v, _ in cfg.cells()] == ["language=parity",
+                                                                     "language=tomita3"]
+
+
 def test_whole_model_tables_do_not_inherit_the_base_kinds_defaults():
     """Only keys written in [base.model] are inherited: an mlp2 table next to an rnn base gets
     its own defaults, not the rnn's (both kinds have ``m``; only the written one carries over)."""
@@ -114,6 +123,8 @@ def test_whole_model_tables_do_not_inherit_the_base_kinds_defaults():
         (_sweep(grid={"model": [4, 8]}), "grid: model must be a list of tables"),
         (_sweep(grid={"model": [{"kind": "rnn", "q": 1}]}), "grid point (model=rnn(q=1)): unknown key 'model.q'"),
         (_sweep(grid={"model.q": [1]}), "grid point (model.q=1): unknown key 'model.q'; allowed here: kind, mode"),
+        (_sweep(base={"concept": {"L": 4}, "model": {"mode": "pg21"}}),
+         'model.mode = "pg21" scores only the end position L-1 (3 at L = 4), but the concept also scores 2'),
     ],
 )
 def test_tagged_sections_give_one_line_errors(raw, message):

@@ -1,73 +1,238 @@
-"""``kind = "rnn"``: the Elman RNN of :mod:`pacsim.models.rnn`, trained by vanilla SGD."""
+"""``kind = "rnn"``: the RNNs of :mod:`pacsim.models.rnn`, trained by vanilla SGD.
+
+Every option of the array-level model is a config key: the ``mode`` preset (input encoding,
+initial scales of ``A`` and ``B``, trained matrices, scored outputs; ``rnn.MODES``), the ``cell``
+(Elman ReLU or tanh, minimalRNN), the ``init`` of ``W`` (AZL's Gaussian, the mean-field
+critical point of the cell, or orthogonal), the matrices trained (``plain`` mode only) and the
+truncation ``bptt`` of backpropagation through time. The defaults are Allen-Zhu & Li's setting:
+azl mode, ReLU, ``W ~ N(0, 2/m)``, only ``W`` trained, full BPTT.
+
+Scored outputs: the learner predicts the concept's scored positions, which must be among the
+positions the mode scores (``rnn.scored_positions``): ``2..L-1`` for azl and plain, only the
+end position ``L-1`` for pg21 (whose encoding puts its end token there). :func:`make` refuses
+any other concept; :func:`check_concept` does the same check on configs.
+
+Step size: ``step_size(lr, "ntk") = lr / T`` with ``T`` the per-sample trace of the gradient
+kernel of the trained matrices at initialisation: the wide-limit closed form
+(``rnn.ntk_trace``) for the ReLU cell at gain ``sqrt(2)`` with full BPTT, with the mean
+``||x_t||^2`` of ``N_PROBE`` encoded inputs; otherwise (tanh, minimal, another ``sigma_w``,
+truncated BPTT) the exact trace (``rnn.empirical_ntk_trace``) averaged over the first
+``N_PROBE_EMPIRICAL`` of them. The probe inputs come from a generator spawned from the ``init``
+stream, so the weights do not depend on them.
+"""
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from .._config_base import Frozen, PosFloat
-from ..concepts import n_scored
+from .. import concepts
+from .._config_base import Frozen, NonNegFloat, PosFloat
 from ..models import rnn
-from .base import Learner
+from .base import Learner, LearnerError
 
 #: The RNN reads sequences only.
 ACCEPTS = ("sequence",)
 #: Trained by vanilla SGD (train.protocol, train.lr apply).
 SGD = True
+#: Inputs drawn at initialisation: their mean ``||x_t||^2`` feeds the closed-form NTK trace.
+N_PROBE = 64
+#: How many of them the measured NTK trace (tanh, minimal, ...) is averaged over.
+N_PROBE_EMPIRICAL = 8
+
+#: Defaults of the minimalRNN's gate ensemble (``rnn.init_params``).
+_GATE_DEFAULTS = {"sigma_v": 1.0, "mu_b": 0.0, "sigma_b": 0.0}
+
 
 class Config(Frozen):
-    """Elman ReLU RNN in AZL mode (see :mod:`pacsim.models.rnn`)."""
+    """An RNN of :mod:`pacsim.models.rnn`; the defaults are AZL's setting."""
 
     kind: Literal["rnn"] = "rnn"
-    mode: Literal["azl"] = "azl"
+    #: preset of encoding, A/B scales, trained matrices and scored outputs (rnn.MODES)
+    mode: Literal["azl", "pg21", "plain"] = "azl"
     m: Annotated[int, Field(ge=1, le=65536)] = 256  #: width
-    eps_x: Annotated[float, Field(gt=0, le=1)] = 0.1  #: token scale of the AZL input normalisation
-    lam: PosFloat = 1.0  #: output scale lambda
+    #: token scale of the azl/pg21 input normalisation (ignored by plain)
+    eps_x: Annotated[float, Field(gt=0, le=1)] = 0.1
+    lam: PosFloat = 1.0  #: output scale lambda (fixed to 1 in plain mode)
+    cell: Literal["relu", "tanh", "minimal"] = "relu"  #: Elman ReLU, Elman tanh, minimalRNN
+    #: W: "azl" N(0, sigma_w^2/m); "critical" the same at the mean-field chi_1 = 1 point;
+    #: "orthogonal" sigma_w times a Haar orthogonal matrix
+    init: Literal["azl", "critical", "orthogonal"] = "azl"
+    #: gain of W for the azl and orthogonal inits (None: sqrt(2))
+    sigma_w: PosFloat | None = None
+    #: trained matrices, plain mode only (None: the mode's own)
+    trained: Annotated[tuple[Literal["W", "A", "B"], ...], Field(min_length=1)] | None = None
+    bptt: Annotated[int, Field(ge=1)] | None = None  #: truncated BPTT(K); None: full
+    sigma_v: NonNegFloat = 1.0  #: minimal cell: gate-input weights V ~ N(0, sigma_v^2/m)
+    mu_b: Annotated[float, Field(allow_inf_nan=False)] = 0.0  #: minimal cell: gate bias mean
+    sigma_b: NonNegFloat = 0.0  #: minimal cell: gate bias std
     dtype: Literal["float64", "float32"] = "float64"
+
+    @field_validator("trained", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, v):
+        if isinstance(v, list):
+            if not v or any(v.count(x) > 1 for x in v):
+                raise ValueError('allowed: a non-empty list of "W", "A", "B", each at most once')
+            return tuple(v)
+        return v
+
+    @model_validator(mode="after")
+    def _options_fit(self):
+        if self.trained is not None and self.mode != "plain":
+            default = ", ".join(rnn.mode_spec(self.mode).trained)
+            raise ValueError(f'trained can only be set in mode "plain"; mode "{self.mode}" '
+                             f"trains {default}")
+        lam = rnn.mode_spec(self.mode).lam
+        if lam is not None and self.lam != lam:
+            raise ValueError(f'lam is fixed to {lam} in mode "{self.mode}"; got {self.lam}')
+        if self.init == "critical" and self.sigma_w is not None:
+            raise ValueError('sigma_w cannot be set with init = "critical", which solves for it; '
+                             'allowed: init = "azl" or "orthogonal"')
+        if self.cell != "minimal":
+            for key, default in _GATE_DEFAULTS.items():
+                if getattr(self, key) != default:
+                    raise ValueError(f'{key} belongs to cell = "minimal" (the gate); '
+                                     f'cell = "{self.cell}" has no gate')
+        return self
+
+    @property
+    def trained_names(self) -> tuple[str, ...]:
+        """The trained matrices, in the order W, A, B."""
+        names = self.trained if self.trained is not None else rnn.mode_spec(self.mode).trained
+        return tuple(n for n in rnn.PARAM_NAMES if n in names)
 
 
 class RNNLearner(Learner):
+    """An :class:`pacsim.models.rnn.RNNParams` network with the choices of a :class:`Config`."""
+
     name = "rnn"
 
     def __init__(self, cfg: Config, concept, rng: np.random.Generator):
+        _check_positions(cfg.mode, concept.L, concept.positions)
         self.cfg, self.concept = cfg, concept
+        self.spec = rnn.mode_spec(cfg.mode)
         self.dtype = np.dtype(cfg.dtype)
-        d_x = concept.d_x
-        self.positions = concept.positions
-        self.params = rnn.init_params(cfg.m, d_x + 1, concept.d, rng, self.dtype)
-        self._S = n_scored(concept)
+        self.positions = np.asarray(concept.positions, dtype=np.int64)
+        self.names = cfg.trained_names
+        L = concept.L
+        self.K = L if cfg.bptt is None else min(cfg.bptt, L)  # K >= L is full BPTT
+        self.token_scale = cfg.eps_x if self.spec.scale_tokens else 1.0
+        (probe_rng,) = rng.spawn(1)  # does not advance rng: the weights do not depend on it
+        gate = {k: getattr(cfg, k) for k in _GATE_DEFAULTS} if cfg.cell == "minimal" else {}
+        init, sigma_w = cfg.init, cfg.sigma_w
+        if init == "critical":  # rnn's init="critical" Gaussian, sigma_w solved once per cell
+            init = "azl"
+            sigma_w = _critical_sigma_w(cfg.cell, cfg.m, self.token_scale**2, self.spec.a_var,
+                                        tuple(gate.items()))
+        self.sigma_w = math.sqrt(rnn.AZL_W_VAR) if sigma_w is None else sigma_w
+        self.params = rnn.init_params(
+            cfg.m, rnn.input_dim(cfg.mode, concept.d_x), concept.d, rng, self.dtype,
+            cell=cfg.cell, init=init, mode=cfg.mode, sigma_w=sigma_w, **gate,
+        )  # fmt: skip
+        self.trace, self.trace_method = self._ntk_trace(concept.sample(N_PROBE, probe_rng)[0])
+
+    def _ntk_trace(self, tokens) -> tuple[float, str]:
+        """Per-sample NTK trace at init and how it was obtained (see the module docstring)."""
+        c, L = self.cfg, self.concept.L
+        X = self.encode(tokens)
+        closed_form = (c.cell == "relu" and self.K == L
+                       and math.isclose(self.sigma_w**2, rnn.AZL_W_VAR, rel_tol=1e-9))
+        if closed_form:
+            x_sq_norms = np.mean(np.sum(np.square(X, dtype=np.float64), axis=2), axis=0)
+            T = rnn.ntk_trace(c.m, L, c.eps_x, self.positions, c.lam, mode=c.mode,
+                              trained=self.names, d=self.concept.d, x_sq_norms=x_sq_norms)
+            return T, "closed-form"
+        T = rnn.empirical_ntk_trace(self.params, X[:N_PROBE_EMPIRICAL], self.positions, c.lam,
+                                    trained=self.names, K=self.K)
+        return T, "empirical"
 
     def encode(self, X):
-        return rnn.azl_inputs(X, self.cfg.eps_x, self.dtype)
+        return rnn.encode_inputs(self.cfg.mode, X, self.cfg.eps_x, self.dtype)
 
     def predict(self, inputs):
         Yhat = rnn.forward(self.params, inputs, self.cfg.lam)
         return Yhat[:, self.positions].astype(np.float64)
 
     def step_size(self, lr, units):
-        if units == "raw":
-            return lr
-        c = self.cfg
-        return lr / rnn.ntk_trace(c.m, self.concept.L, c.eps_x, self.positions, c.lam)
+        return lr if units == "raw" else lr / self.trace
 
     def sgd_chunk(self, inputs, Y, eta, order):
         n_steps, losses = rnn.sgd_chunk(self.params, inputs, Y, eta, self.cfg.lam,
-                                        self.positions, order)
+                                        self.positions, order, trained=self.names, K=self.K)
         return n_steps, losses[:n_steps]
 
     def trained(self):
-        return [self.params.W]
+        return [getattr(self.params, n) for n in self.names]
 
     def batch_grad(self, inputs, Y):
-        loss, g = rnn.loss_and_grad(self.params, inputs, Y, self.cfg.lam, self.positions)
-        return loss, [g.W]
+        loss, g = rnn.loss_and_grad(self.params, inputs, Y, self.cfg.lam, self.positions,
+                                    trained=self.names, K=self.K)
+        return loss, [getattr(g, n) for n in self.names]
+
+    def info(self):
+        """The resolved choices (recorded as ``learner_info.*`` columns) and the NTK trace."""
+        c, spec = self.cfg, self.spec
+        out = {
+            "cell": c.cell, "init": c.init, "sigma_w": self.sigma_w,
+            "trained": ",".join(self.names), "bptt_K": self.K,
+            "start_token": int(spec.start_token), "end_token": int(spec.end_token),
+            "token_scale": self.token_scale, "lam": c.lam,
+            "a_var": spec.a_var, "b_var": spec.b_var,
+            "ntk_trace": self.trace, "ntk_trace_method": self.trace_method,
+        }  # fmt: skip
+        if c.cell == "minimal":
+            out.update({k: getattr(c, k) for k in _GATE_DEFAULTS})
+        return out
 
 
 def make(cfg: Config, concept, rng: np.random.Generator) -> RNNLearner:
+    """The learner of ``cfg`` for ``concept``; :class:`LearnerError` if the mode cannot score the
+    concept's positions."""
     return RNNLearner(cfg, concept, rng)
 
 
+def check_concept(cfg: Config, concept_cfg) -> None:
+    """Raise :class:`LearnerError` if ``cfg``'s mode cannot score the positions of the concept
+    of ``concept_cfg`` (the check :func:`make` does, for the config loader).
+
+    Only the pg21 mode can fail it with the sequence families of :mod:`pacsim.concepts` (azl
+    and plain score ``2..L-1``, which holds all their scored positions), so only then is the
+    concept drawn, with a fixed generator (positions do not depend on the draw), to read its
+    positions. :func:`make` checks every mode.
+    """
+    if concepts.FAMILIES[concept_cfg.family].KIND != "sequence" or cfg.mode != "pg21":
+        return
+    concept = concepts.make(concept_cfg, np.random.default_rng(0))
+    _check_positions(cfg.mode, concept.L, concept.positions)
+
+
+@functools.lru_cache(maxsize=64)
+def _critical_sigma_w(cell: str, m: int, x_sq_norm: float, a_var: float, gate: tuple) -> float:
+    """``sigma_w`` of ``init = "critical"`` (``rnn.w_var``), cached: a root search takes about
+    0.3 s, and every run of a sweep cell asks for the same one."""
+    return math.sqrt(rnn.w_var(cell, "critical", m, x_sq_norm=x_sq_norm, a_var=a_var,
+                               **dict(gate)))
+
+
+def _check_positions(mode: str, L: int, positions) -> None:  # noqa: N803
+    scorable = rnn.scored_positions(mode, L)
+    extra = np.setdiff1d(np.asarray(positions), scorable)
+    if extra.size:
+        where = ("only the end position L-1" if rnn.mode_spec(mode).scored == "last"
+                 else "positions 2..L-1")
+        raise LearnerError(
+            f'model.mode = "{mode}" scores {where} ({", ".join(map(str, scorable))} at L = {L}), '
+            f"but the concept also scores {', '.join(map(str, extra))}; allowed: a concept whose "
+            "scored positions the mode scores (pg21 mode: a concept labelled at the end, family "
+            '"pg21" or "regular")'
+        )
+
+
 def warmup(dtypes) -> None:
+    """Compile every cell's kernels for ``dtypes`` (one call compiles all of them)."""
     rnn.warmup(dtypes)
