@@ -258,8 +258,9 @@ def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame,
     """One row per cell: N_eps with its bootstrap CI, or censored (N_eps > the cap).
 
     ``censored_by`` says which cap a censored cell hit: ``"n_max"``, ``"max_steps"`` (the
-    sample cap ``n_cap`` that ``target.max_steps`` implies is below ``n_max``) or
-    ``"max_wall_s"`` (runs stopped by the wall-time cap); ``capped`` maps cells to the latter.
+    sample cap ``n_cap`` that ``target.max_steps`` implies is below ``n_max``), ``"max_n"``
+    (a closed-form learner's ``model.max_n`` is below ``n_max``) or ``"max_wall_s"`` (runs
+    stopped by the wall-time cap); ``capped`` maps cells to the latter.
     """
     t = cfg.target
     capped = capped or {}
@@ -277,7 +278,7 @@ def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame,
             est = samples.NEps(np.nan, np.inf, np.inf, True, np.nan)
         by = None
         if est.censored:
-            by = capped.get(cell) or ("max_steps" if n_cap < t.n_max else "n_max")
+            by = capped.get(cell) or _cap_name(cfg, spec, n_cap)
         labels = {k: section_label(v) for k, v in values.items()}
         out.append({"cell": cell, "cell_id": cell_id(spec), **labels,
                     "protocol": spec.train.protocol, "eps": t.eps, "n_max": t.n_max,
@@ -555,15 +556,27 @@ def _steps(spec: RunSpec, n: int) -> int:
 
 def _n_cap(cfg: SweepConfig, spec: RunSpec) -> int:
     """The largest sample size a run of this cell may use: ``n_max``, or less if
-    ``target.max_steps`` allows fewer."""
+    ``target.max_steps`` or the learner's own ``model.max_n`` (closed-form learners: their
+    kernel matrices grow as n^2) allows fewer."""
     b = budget(cfg)
-    if b.max_steps is None or _steps(spec, b.n_max) <= b.max_steps:
-        return b.n_max
-    lo, hi = 0, b.n_max  # steps(lo) <= max_steps < steps(hi)
+    n_max = min(b.n_max, getattr(spec.model, "max_n", None) or b.n_max)
+    if b.max_steps is None or _steps(spec, n_max) <= b.max_steps:
+        return n_max
+    lo, hi = 0, n_max  # steps(lo) <= max_steps < steps(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if _steps(spec, mid) <= b.max_steps else (lo, mid)
     return lo
+
+
+def _cap_name(cfg: SweepConfig, spec: RunSpec, n_cap: int) -> str:
+    """Which sample cap a censored cell hit: "n_max", "max_n" or "max_steps"."""
+    max_n = getattr(spec.model, "max_n", None)
+    if n_cap >= cfg.target.n_max:
+        return "n_max"
+    if max_n is not None and n_cap >= min(max_n, cfg.target.n_max):
+        return "max_n"
+    return "max_steps"
 
 
 def _outcome(cfg: SweepConfig, batch: list[Unit], records: dict) -> tuple[bool, bool]:

@@ -4,7 +4,13 @@ Every learner module defines ``ACCEPTS`` (the concept kinds it can learn), ``SGD
 SGD, or fitted in closed form), ``Config`` (its ``[base.model]`` settings, with
 ``kind: Literal[name]``), ``make(cfg, concept, rng) -> Learner`` (see
 :mod:`pacsim.learners.base`) and ``warmup(dtypes)`` (compile its kernels once, before workers
-start). :data:`LEARNERS` is the registry the sweep config is built from.
+start); a module whose concept kinds depend on its settings also defines ``accepts(cfg)``.
+:data:`LEARNERS` is the registry the sweep config is built from.
+
+SGD learners: ``rnn``, ``resnet``, ``mlp2``, ``mlp3``. Closed-form (kernel) learners, fitted on
+the training samples with hyper-parameters chosen on a split of them
+(:mod:`pacsim.learners._kernel`): ``ntk``, ``nngp``, ``rntk``, ``entk``, ``random_features``,
+``poly``, ``gaussian``, ``linear``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,20 @@ from types import ModuleType
 
 import numpy as np
 
-from . import mlp2, mlp3, resnet, rnn
+from . import (
+    entk,
+    gaussian,
+    linear,
+    mlp2,
+    mlp3,
+    nngp,
+    ntk,
+    poly,
+    random_features,
+    resnet,
+    rnn,
+    rntk,
+)
 from .base import Learner, LearnerError
 
 __all__ = ["LEARNERS", "Learner", "LearnerError", "make", "warmup"]
@@ -24,6 +43,14 @@ LEARNERS: dict[str, ModuleType] = {
     "resnet": resnet,
     "mlp2": mlp2,
     "mlp3": mlp3,
+    "ntk": ntk,
+    "nngp": nngp,
+    "rntk": rntk,
+    "entk": entk,
+    "random_features": random_features,
+    "poly": poly,
+    "gaussian": gaussian,
+    "linear": linear,
 }
 
 
@@ -35,10 +62,15 @@ def make(cfg, concept, rng: np.random.Generator) -> Learner:
 
 def check(cfg, concept_kind: str) -> None:
     """Raise :class:`LearnerError` if learner ``cfg`` cannot learn a ``concept_kind`` concept."""
-    accepts = getattr(LEARNERS[cfg.kind], "ACCEPTS", ("sequence", "vector"))
+    module = LEARNERS[cfg.kind]
+    if hasattr(module, "accepts"):
+        accepts = module.accepts(cfg)
+    else:
+        accepts = getattr(module, "ACCEPTS", ("sequence", "vector"))
     if concept_kind not in accepts:
+        narrowed = " with these settings" if hasattr(module, "accepts") else ""
         raise LearnerError(
-            f"model.kind = {cfg.kind!r} cannot learn a {concept_kind} concept; "
+            f"model.kind = {cfg.kind!r}{narrowed} cannot learn a {concept_kind} concept; "
             f"allowed: {', '.join(accepts)} concepts"
         )
 
