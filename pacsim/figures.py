@@ -126,8 +126,9 @@ def make_figures(a: Analysis) -> dict:
     figs["test_error_vs_N"] = plots.error_vs_n(a.curves, a.eps, censored)
     if len(a.ratios) and a.x is not None:
         figs[f"ratio_sgd_kernel_vs_{_stem(a.x)}"] = plots.ratio_vs(a.ratios, a.x, a.ci)
-    if "model.m" in a.keys:
-        figs["n_eps_vs_m"] = plots.n_eps_vs(t, a.fits_m, "model.m")
+    with_m = t[t["model.m"].notna()] if "model.m" in t else t.iloc[:0]
+    if "model.m" in a.keys and with_m["model.m"].nunique() > 1:  # kernels without m: left out
+        figs["n_eps_vs_m"] = plots.n_eps_vs(with_m, a.fits_m, "model.m")
     return figs
 
 

@@ -96,6 +96,18 @@ def test_ratio_and_width_figures():
         plt.close(fig)
 
 
+def test_width_figure_leaves_out_learners_without_a_width():
+    """A kernel without ``model.m`` (NaN) next to an RNN at two widths: n_eps_vs_m is drawn for
+    the RNN only (it used to fail converting NaN to int)."""
+    res = make_results({"rnn": 1.0, "rntk": 3.0}, Ls=(4, 8), ms=(64, 256), n_max=2**14)
+    res.loc[res["model.kind"] == "rntk", "model.m"] = np.nan
+    figs = make_figures(tables.analyze(res, 0.5, n_boot=100))
+    assert "n_eps_vs_m" in figs
+    assert not any("rntk" in t for t in _legend_texts(figs["n_eps_vs_m"]))
+    for fig in figs.values():
+        plt.close(fig)
+
+
 def test_error_vs_n_panels_per_setting():
     res = make_results({"rnn": 1.0, "mlp2": 1.5}, Ls=(4, 8))
     lc = tables.learning_curves(res)
