@@ -296,3 +296,22 @@ def test_finite_width_learners_draw_the_sgd_learners_init_preset():
         with pytest.raises(ConfigError, match="applies to a feed-forward net"):
             parse_sweep({"name": "t", "seeds": [0], "base": {"model": {
                 "kind": kind, "net": "rnn", "init": "azll"}}})
+
+
+def test_a_kernels_max_n_caps_and_censors_its_cell_in_a_sweep(tmp_path):
+    """target.n_max above model.max_n: the kernel cell is searched up to max_n only, and if it
+    does not get there it is censored by "max_n" (not failed)."""
+    cfg = parse_sweep({
+        "name": "cap", "seeds": [0],
+        "base": {"concept": {"L": 4, "d_x": 3}, "train": {"n_test": 40}},
+        "grid": {"model": [{"kind": "ntk", "max_n": 16}]},
+        "target": {"eps": 1e-6, "n_min": 8, "n_max": 64, "points_per_doubling": 1,
+                   "n_boot": 100},
+    })
+    outcome = run_sweep(cfg, out=tmp_path, workers=1, progress=False)
+    assert outcome.n_failed == 0
+    res = pd.read_parquet(tmp_path / "cap" / "results.parquet")
+    sc = pd.read_parquet(tmp_path / "cap" / "sample_complexity.parquet")
+    assert res["n"].max() == 16
+    assert sc.loc[0, "censored"] and sc.loc[0, "censored_by"] == "max_n"
+    assert sc.loc[0, "n_cap"] == 16
