@@ -39,11 +39,12 @@ def read_target(run_dir: str | Path) -> dict:
     """The sweep's ``[target]`` (``eps``, ``n_boot``, ``ci``, ``n_max``) as far as the folder
     knows it: ``sweep.json``, else ``sample_complexity.parquet``, else ``{}``."""
     run_dir = Path(run_dir)
+    from .config import parse_sweep
+
     try:
-        cfg = json.loads((run_dir / "sweep.json").read_text())
-        t = cfg["target"]
-        return {k: t[k] for k in ("eps", "n_boot", "ci", "n_max") if k in t}
-    except (OSError, ValueError, KeyError, TypeError):
+        t = parse_sweep(json.loads((run_dir / "sweep.json").read_text())).target  # + defaults
+        return {k: getattr(t, k) for k in ("eps", "n_boot", "ci", "n_max")}
+    except (OSError, ValueError, KeyError, TypeError, PacsimError):
         pass
     try:
         sc = pd.read_parquet(run_dir / "sample_complexity.parquet")

@@ -307,7 +307,8 @@ def _what_was_run(r: Report, run_dir: Path, results: pd.DataFrame, cfg: dict | N
         if mixed:
             r.add("p", f"Warning: the runs were produced by different {', '.join(mixed)}.")
     if cfg:
-        r.add("details", ("The resolved sweep config (sweep.json)", json.dumps(cfg, indent=2)))
+        r.add("details", ("The sweep config as written (sweep.json; every default in docs/config.md)",
+                             json.dumps(cfg, indent=2)))
 
 
 def _fit_sentence(f: pd.Series, a: Analysis) -> str:

@@ -2,7 +2,7 @@
 
 Layout of ``runs/<sweep name>/``::
 
-    sweep.json                  the resolved sweep config of the last invocation
+    sweep.json                  the sweep config of the last invocation, as written
     .lock                       held (flock) by the sweep writing here; says its pid and host
     units/<run id>.json         one finished run (written atomically when it finishes)
     results.parquet             one row per (run, evaluated n): flattened config, metrics, provenance

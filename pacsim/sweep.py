@@ -153,7 +153,10 @@ def run_sweep(
     run_dir.prepare()
     with run_dir.lock(wait=wait, on_wait=on_wait):
         run_dir.remove_temporaries()
-        write_atomic(run_dir.path / "sweep.json", cfg.model_dump_json(indent=2).encode())
+        # the keys as written (defaults left out): whole-section grid tables inherit only the
+        # keys written in [base.*], so this is what rebuilds the same sweep
+        write_atomic(run_dir.path / "sweep.json",
+                     cfg.model_dump_json(indent=2, exclude_unset=True).encode())
         sweep = _Sweep(cfg, run_dir, retry_failed=retry_failed)
         sweep.run(executor, workers, scheduler, progress)
         outcome = sweep.tabulate()
