@@ -360,15 +360,19 @@ def test_float32_kernels_accumulate_in_float32():
         "_gemv_add": (W, H[0], H[1]),
         "_tanh": (lam, f32a(1), f32a(2)),
         "_matvec_t": (W, H[1], H[2], Idx),
+        "_axpy_rows": (W, H[1], H[2], Idx),
+        "_gemv_masked": (W, H[1], H[2], H[3], Idx),
+        "_elman_back_step": (W, H[1], H[2], True, H[3], Idx),
         "_residual": (B, y[0], H[1], lam, R[0], S[0]),
         "_elman_gate": (S[0], H[1], True, S[1]),
         "_minimal_gate": (S[0], H[0], U[0], Z[0], S[1]),
-        "_elman_forward": (W, A, x, True, H, D),
+        "_elman_forward": (W, A, x, True, H, D, Idx),
         "_minimal_forward": (W, A, V, C, bias, x, False, H, U, Z, D),
-        "_elman_backward": (W, B, y, H, lam, scored, 2, True, D, R, S, Idx),
+        "_elman_backward": (W, B, y, H, lam, scored, 2, True, False, D, R, S, Idx),
         "_minimal_backward": (W, B, y, H, U, Z, lam, scored, 2, D, G, R, S, Idx),
         "_apply": (lam, lam, x, H, D, G, R, scored, True, True, True, W, A, B, Idx, c, True),
         "_rank_update_dense": (lam, D, H, W),
+        "_rank_update_sparse": (lam, H, D, L, W, Idx, c),
     }
     offenders = {}
     for name, args in calls.items():

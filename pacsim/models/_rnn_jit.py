@@ -6,7 +6,17 @@ Cells (``cell`` argument): ``RELU`` and ``TANH`` (Elman, ``h_t = phi(W h_{t-1} +
 
 Shapes: ``W (m, m)``, ``A (m, d_in)``, ``B (d, m)``, ``V (m, m)``, ``C = V A (m, d_in)``,
 ``bias (m,)`` (``V``, ``C``, ``bias`` are empty dummies for the Elman cells); one sample
-``x (L, d_in)``, ``y (L, d)``. Workspaces, all C-contiguous of the weights' dtype:
+``x (L, d_in)``, ``y (L, d)``.
+
+Layout of ``W``: the kernels take ``Wk``, which is ``W`` itself for ``TANH`` and ``MINIMAL`` and
+its transpose ``W^T`` (C-contiguous) for ``RELU``, and return ``W``'s gradient in the same
+layout. About half the ReLU units are closed, so ``h_{t-1}`` is half zeros: with ``W^T`` the
+forward product ``W h_{t-1} = sum_k h_{t-1,k} W^T[k]`` reads only the rows of open units, and
+the backward product ``W^T d`` is needed only at the open units of ``h_{t-1}`` (the gate zeros
+the rest), so both read half of ``W`` (about 1.2x faster per SGD step at m = 256 in float64,
+``benchmarks/sgd_step.py``). The dense cells keep ``W`` and dot products, which stream better.
+
+Workspaces, all C-contiguous of the weights' dtype:
 
 * ``H (L+1, m)``: ``H[t+1] = h_t`` for 0-based position ``t``; ``H[0] = h_{-1} = 0`` is never
   read by the forward pass (position 0 skips the recurrent product) and must stay zero;
@@ -17,6 +27,9 @@ Shapes: ``W (m, m)``, ``A (m, d_in)``, ``B (d, m)``, ``V (m, m)``, ``C = V A (m,
 * ``R (L, d)``: residuals ``lam B h_t - y_t`` at the scored positions;
 * ``S (3, m)``: scratch vectors; ``I (max(m, L),)`` int64 and ``c (L,)``: index and
   coefficient scratch.
+
+``D[0]`` feeds only the input (``A``) gradient; the backward pass completes it only when asked
+(``need_din``), which saves the last product with ``W`` when only ``W`` is trained.
 
 Truncated BPTT: ``K >= L`` is full BPTT; otherwise the loss at position ``t`` sends gradient to
 the parameter uses at positions ``t, t-1, ..., t-K+1`` only (``K`` transitions).
@@ -55,20 +68,22 @@ def _tanh(s, one, two):
 
 
 @jit
-def _elman_forward(W, A, x, relu, H, E):
+def _elman_forward(Wk, A, x, relu, H, E, I):  # noqa: N803
     """Fill ``H[1:]`` with ``h_t = phi(W h_{t-1} + A x_t)`` (ReLU or tanh), ``h_{-1} = 0``, and
-    ``E[t]`` with the pre-activation ``e_t``."""
-    m = W.shape[0]
+    ``E[t]`` with the pre-activation ``e_t``; ``Wk`` is ``W^T`` for ReLU (see the module)."""
+    m = Wk.shape[0]
     L = x.shape[0]
-    zero = W.dtype.type(0)
-    one = W.dtype.type(1)
-    two = W.dtype.type(2)
+    zero = Wk.dtype.type(0)
+    one = Wk.dtype.type(1)
+    two = Wk.dtype.type(2)
     for t in range(L):
         e = H[t + 1]  # the pre-activation e_t = A x_t + W h_{t-1}, then h_t in place
         e[:] = zero
         _gemv_add(A, x[t], e)
-        if t > 0:  # h_{-1} = 0: position 0 has no recurrent term
-            _gemv_add(W, H[t], e)
+        if t > 0 and relu:  # h_{-1} = 0: position 0 has no recurrent term
+            _axpy_rows(Wk, H[t], e, I)  # sum over the open units k of h_{t-1,k} W^T[k]
+        elif t > 0:
+            _gemv_add(Wk, H[t], e)
         for i in range(m):
             s = e[i]
             E[t, i] = s
@@ -165,18 +180,27 @@ def _gemv_add(W, h, out):
 
 
 @jit
-def _matvec_t(W, v, out, idx):
-    """``out = W^T v = sum_i v[i] W[i]``, over the nonzero ``v[i]`` only (closed ReLU gates
-    are skipped), four rows per pass over ``out``; ``idx`` is int scratch of length ``m``."""
-    m = W.shape[0]
+def _axpy_rows(W, v, out, idx):
+    """``out += W^T v = sum_i v[i] W[i]``, over the nonzero ``v[i]`` only (closed ReLU units
+    are skipped), eight rows per pass over ``out``; ``idx`` is int scratch of length ``m``."""
+    m = W.shape[1]
     zero = W.dtype.type(0)
-    out[:] = zero
     n = 0
-    for i in range(m):
+    for i in range(W.shape[0]):
         if v[i] != zero:  # NaN != 0: a NaN still propagates
             idx[n] = i
             n += 1
     j = 0
+    while j + 8 <= n:
+        i0, i1, i2, i3 = idx[j], idx[j + 1], idx[j + 2], idx[j + 3]
+        i4, i5, i6, i7 = idx[j + 4], idx[j + 5], idx[j + 6], idx[j + 7]
+        a0, a1, a2, a3 = v[i0], v[i1], v[i2], v[i3]
+        a4, a5, a6, a7 = v[i4], v[i5], v[i6], v[i7]
+        for k in range(m):
+            out[k] += ((a0 * W[i0, k] + a1 * W[i1, k]) + (a2 * W[i2, k] + a3 * W[i3, k])) + (
+                (a4 * W[i4, k] + a5 * W[i5, k]) + (a6 * W[i6, k] + a7 * W[i7, k])
+            )
+        j += 8
     while j + 4 <= n:
         i0, i1, i2, i3 = idx[j], idx[j + 1], idx[j + 2], idx[j + 3]
         a0, a1, a2, a3 = v[i0], v[i1], v[i2], v[i3]
@@ -189,6 +213,96 @@ def _matvec_t(W, v, out, idx):
         for k in range(m):
             out[k] += a0 * W[i0, k]
         j += 1
+
+
+@jit
+def _matvec_t(W, v, out, idx):
+    """``out = W^T v``, skipping the zero ``v[i]`` (see :func:`_axpy_rows`)."""
+    out[:] = W.dtype.type(0)
+    _axpy_rows(W, v, out, idx)
+
+
+@jit
+def _gemv_masked(W, v, mask, out, idx):
+    """``out[k] = W[k] . v`` where ``mask[k] > 0``, else ``0``: four rows at a time.
+
+    With ``W = W^T`` of the ReLU cell and ``mask = h_{t-1}``: ``W^T v`` at the open units of
+    ``h_{t-1}``, the only entries the gate lets through (a NaN in ``mask`` counts as closed,
+    as in :func:`_elman_gate`).
+    """
+    m = W.shape[1]
+    zero = W.dtype.type(0)
+    n = 0
+    for k in range(W.shape[0]):
+        out[k] = zero
+        if mask[k] > zero:
+            idx[n] = k
+            n += 1
+    j = 0
+    while j + 8 <= n:
+        k0, k1, k2, k3 = idx[j], idx[j + 1], idx[j + 2], idx[j + 3]
+        k4, k5, k6, k7 = idx[j + 4], idx[j + 5], idx[j + 6], idx[j + 7]
+        s0 = zero
+        s1 = zero
+        s2 = zero
+        s3 = zero
+        s4 = zero
+        s5 = zero
+        s6 = zero
+        s7 = zero
+        for i in range(m):
+            vi = v[i]
+            s0 += W[k0, i] * vi
+            s1 += W[k1, i] * vi
+            s2 += W[k2, i] * vi
+            s3 += W[k3, i] * vi
+            s4 += W[k4, i] * vi
+            s5 += W[k5, i] * vi
+            s6 += W[k6, i] * vi
+            s7 += W[k7, i] * vi
+        out[k0] = s0
+        out[k1] = s1
+        out[k2] = s2
+        out[k3] = s3
+        out[k4] = s4
+        out[k5] = s5
+        out[k6] = s6
+        out[k7] = s7
+        j += 8
+    while j + 4 <= n:
+        k0, k1, k2, k3 = idx[j], idx[j + 1], idx[j + 2], idx[j + 3]
+        s0 = zero
+        s1 = zero
+        s2 = zero
+        s3 = zero
+        for i in range(m):
+            vi = v[i]
+            s0 += W[k0, i] * vi
+            s1 += W[k1, i] * vi
+            s2 += W[k2, i] * vi
+            s3 += W[k3, i] * vi
+        out[k0] = s0
+        out[k1] = s1
+        out[k2] = s2
+        out[k3] = s3
+        j += 4
+    while j < n:
+        k0 = idx[j]
+        s0 = zero
+        for i in range(m):
+            s0 += W[k0, i] * v[i]
+        out[k0] = s0
+        j += 1
+
+
+@jit
+def _elman_back_step(Wk, v, h_prev, relu, out, idx):  # noqa: N803
+    """``out = W^T v`` (``dLoss/dh_{t-1}`` from ``v = dLoss/de_t``); for ReLU (``Wk = W^T``)
+    only at the open units of ``h_prev = h_{t-1}`` and zero elsewhere."""
+    if relu:
+        _gemv_masked(Wk, v, h_prev, out, idx)
+    else:
+        _matvec_t(Wk, v, out, idx)
 
 
 @jit
@@ -218,22 +332,24 @@ def _minimal_gate(a, h_prev, u, z, out):
 
 
 @jit
-def _elman_backward(W, B, y, H, lam, scored, K, relu, D, R, S, I):  # noqa: N803
-    """Fill ``R`` (scored residuals) and ``D[t] = dLoss/de_t``; return the loss (float64)."""
-    m = W.shape[0]
+def _elman_backward(Wk, B, y, H, lam, scored, K, relu, need_d0, D, R, S, I):  # noqa: N803
+    """Fill ``R`` (scored residuals) and ``D[t] = dLoss/de_t`` (``D[0]`` only with
+    ``need_d0``); return the loss (float64). ``Wk`` is ``W^T`` for ReLU (see the module)."""
+    m = Wk.shape[0]
     L = D.shape[0]
-    zero = W.dtype.type(0)
+    zero = Wk.dtype.type(0)
     g = S[0]
     tmp = S[1]
     loss = 0.0
+    last = 0 if need_d0 else 1  # the last position whose dLoss/dh is sent back through W
     if K >= L:  # full BPTT, one sweep
         g[:] = zero  # dLoss/dh_t
         for t in range(L - 1, -1, -1):
             if scored[t]:
                 loss += _residual(B, y[t], H[t + 1], lam, R[t], g)
             _elman_gate(g, H[t + 1], relu, D[t])
-            if t > 0:
-                _matvec_t(W, D[t], g, I)
+            if t > last:
+                _elman_back_step(Wk, D[t], H[t], relu, g, I)
         return loss
     D[:, :] = zero  # dLoss/dh_s summed over the truncation windows, gated at the end
     for t in range(L - 1, -1, -1):
@@ -244,9 +360,10 @@ def _elman_backward(W, B, y, H, lam, scored, K, relu, D, R, S, I):  # noqa: N803
             for s in range(t, lo - 1, -1):
                 for i in range(m):
                     D[s, i] += g[i]
-                if s > lo:
-                    _elman_gate(g, H[s + 1], relu, tmp)
-                    _matvec_t(W, tmp, g, I)
+                if s <= max(lo, last):
+                    break
+                _elman_gate(g, H[s + 1], relu, tmp)
+                _elman_back_step(Wk, tmp, H[s], relu, g, I)
     for s in range(L):
         _elman_gate(D[s], H[s + 1], relu, D[s])
     return loss
@@ -303,7 +420,8 @@ def _sample(cell, W, A, B, V, C, bias, x, y, lam, scored, K, need_back, need_din
     """Forward and backward pass of one sample; return its loss (float64).
 
     ``need_back``: back-propagate (``W`` or ``A`` trained); else only ``R`` and the loss.
-    ``need_din`` (minimalRNN): also turn ``G`` into ``dLoss/dz_t`` for the ``A`` gradient.
+    ``need_din`` (``A`` trained): complete ``D[0]`` (Elman) or turn ``G`` into ``dLoss/dz_t``
+    (minimalRNN) for the ``A`` gradient.
     """
     m = W.shape[0]
     L = x.shape[0]
@@ -311,7 +429,7 @@ def _sample(cell, W, A, B, V, C, bias, x, y, lam, scored, K, need_back, need_din
     if cell == MINIMAL:  # D receives the pre-activations; the backward pass overwrites it
         _minimal_forward(W, A, V, C, bias, x, use_c, H, U, Z, D)
     else:
-        _elman_forward(W, A, x, cell == RELU, H, D)
+        _elman_forward(W, A, x, cell == RELU, H, D, I)
     if not need_back:
         g = S[0]
         g[:] = W.dtype.type(0)
@@ -321,7 +439,7 @@ def _sample(cell, W, A, B, V, C, bias, x, y, lam, scored, K, need_back, need_din
                 loss += _residual(B, y[t], H[t + 1], lam, R[t], g)
         return loss
     if cell != MINIMAL:
-        return _elman_backward(W, B, y, H, lam, scored, K, cell == RELU, D, R, S, I)
+        return _elman_backward(W, B, y, H, lam, scored, K, cell == RELU, need_din, D, R, S, I)
     loss = _minimal_backward(W, B, y, H, U, Z, lam, scored, K, D, G, R, S, I)
     if need_din:  # dLoss/dz_t = (1 - u_t) dLoss/dh_t + V^T dLoss/de_t
         tmp = S[1]
@@ -367,44 +485,53 @@ def _rank_update_dense(coef, D, H, MW):
 
 
 @jit
-def _apply(coef, lam, x, H, D, Din, R, scored, tW, tA, tB, MW, MA, MB, I, c, sparse):  # noqa: N803
+def _rank_update_sparse(coef, P, Q, L, M, I, c):  # noqa: N803
+    """``M[i] += coef * sum_{1 <= t < L} P[t, i] Q[t]`` over the nonzero coefficients only, four
+    terms per pass over the row (which stays in cache); ``I`` (int) and ``c`` are scratch of
+    length ``>= L``. With ``P, Q = H, D`` and ``M = W^T``: the ReLU cell's ``W`` update, whose
+    coefficients ``h_{t-1,k}`` are zero at the closed units."""
+    zero = M.dtype.type(0)
+    for i in range(M.shape[0]):
+        n = 0
+        for t in range(1, L):
+            ct = coef * P[t, i]
+            if ct != zero:
+                I[n] = t
+                c[n] = ct
+                n += 1
+        j = 0
+        while j + 4 <= n:
+            t0, t1, t2, t3 = I[j], I[j + 1], I[j + 2], I[j + 3]
+            c0, c1, c2, c3 = c[j], c[j + 1], c[j + 2], c[j + 3]
+            for k in range(M.shape[1]):
+                M[i, k] += (c0 * Q[t0, k] + c1 * Q[t1, k]) + (c2 * Q[t2, k] + c3 * Q[t3, k])
+            j += 4
+        while j < n:
+            t0 = I[j]
+            c0 = c[j]
+            for k in range(M.shape[1]):
+                M[i, k] += c0 * Q[t0, k]
+            j += 1
+
+
+@jit
+def _apply(coef, lam, x, H, D, Din, R, scored, tW, tA, tB, MW, MA, MB, I, c, relu):  # noqa: N803
     """Add ``coef`` times the gradient of one sample to ``MW``, ``MA``, ``MB`` (trained ones).
 
-    ``dW = sum_{t>=1} outer(D[t], h_{t-1})``, ``dA = sum_t outer(Din[t], x_t)``,
-    ``dB = lam sum_{t scored} outer(R[t], h_t)``. ``coef = 1`` accumulates a gradient,
-    ``coef = -eta`` is an SGD step. ``W`` is updated one row at a time (the row stays in
-    cache); with ``sparse`` (ReLU) over the nonzero coefficients only (closed gates), four
-    terms per pass over the row; ``I`` (int) and ``c`` are scratch of length ``>= L``.
+    ``dW = sum_{t>=1} outer(D[t], h_{t-1})`` (position 0 multiplies ``h_{-1} = 0``),
+    ``dA = sum_t outer(Din[t], x_t)``, ``dB = lam sum_{t scored} outer(R[t], h_t)``.
+    ``coef = 1`` accumulates a gradient, ``coef = -eta`` is an SGD step. ``MW`` is in the
+    kernels' layout: with ``relu`` it is ``W^T`` and receives ``sum_t outer(h_{t-1}, D[t])``
+    row by row over the nonzero ``h_{t-1,k}``; otherwise the dense rank update.
     """
     m = H.shape[1]
     L, d_in = x.shape
     d = R.shape[1]
     zero = MW.dtype.type(0)
-    if tW and not sparse:
-        _rank_update_dense(coef, D, H, MW)
+    if tW and relu:
+        _rank_update_sparse(coef, H, D, L, MW, I, c)
     elif tW:
-        for i in range(m):
-            # MW[i] += sum_{t>=1} coef * D[t, i] * H[t]  (position 0 multiplies h_{-1} = 0)
-            n = 0
-            for t in range(1, L):
-                ct = coef * D[t, i]
-                if ct != zero:
-                    I[n] = t
-                    c[n] = ct
-                    n += 1
-            j = 0
-            while j + 4 <= n:
-                t0, t1, t2, t3 = I[j], I[j + 1], I[j + 2], I[j + 3]
-                c0, c1, c2, c3 = c[j], c[j + 1], c[j + 2], c[j + 3]
-                for k in range(m):
-                    MW[i, k] += (c0 * H[t0, k] + c1 * H[t1, k]) + (c2 * H[t2, k] + c3 * H[t3, k])
-                j += 4
-            while j < n:
-                t0 = I[j]
-                c0 = c[j]
-                for k in range(m):
-                    MW[i, k] += c0 * H[t0, k]
-                j += 1
+        _rank_update_dense(coef, D, H, MW)
     if tA:
         for i in range(m):
             for t in range(L):
@@ -425,7 +552,7 @@ def _apply(coef, lam, x, H, D, Din, R, scored, tW, tA, tB, MW, MA, MB, I, c, spa
 
 
 @jit
-def _trajectories(cell, W, A, V, C, bias, X, use_c, Hs, Es, Zs, H, U, Z):  # noqa: N803
+def _trajectories(cell, W, A, V, C, bias, X, use_c, Hs, Es, Zs, H, U, Z, I):  # noqa: N803
     """Per-sample forward passes (no BLAS): ``Hs[k, t] = h_t``, ``Es[k, t] = e_t`` (the gate's
     for minimal) and, for minimal, ``Zs[k, t] = z_t``."""
     for k in range(X.shape[0]):
@@ -433,7 +560,7 @@ def _trajectories(cell, W, A, V, C, bias, X, use_c, Hs, Es, Zs, H, U, Z):  # noq
             _minimal_forward(W, A, V, C, bias, X[k], use_c, H, U, Z, Es[k])
             Zs[k] = Z
         else:
-            _elman_forward(W, A, X[k], cell == RELU, H, Es[k])
+            _elman_forward(W, A, X[k], cell == RELU, H, Es[k], I)
         Hs[k] = H[1:]
 
 
@@ -441,14 +568,14 @@ def _trajectories(cell, W, A, V, C, bias, X, use_c, Hs, Es, Zs, H, U, Z):  # noq
 def _loss_and_grad(cell, W, A, B, V, C, bias, X, Y, lam, scored, K, tW, tA, tB, use_c,
                    gW, gA, gB, H, U, Z, D, G, R, S, I, c):  # fmt: skip
     """Total loss over the batch; ``gW``, ``gA``, ``gB`` receive the summed gradients of the
-    trained matrices (zeroed first; not divided by n)."""
+    trained matrices (zeroed first; not divided by n; ``gW`` in the layout of ``W``)."""
     zero = W.dtype.type(0)
     one = W.dtype.type(1)
     gW[:, :] = zero
     gA[:, :] = zero
     gB[:, :] = zero
     need_back = tW or tA
-    need_din = tA and cell == MINIMAL
+    need_din = tA
     Din = G if cell == MINIMAL else D
     total = 0.0
     for j in range(X.shape[0]):
@@ -462,14 +589,14 @@ def _loss_and_grad(cell, W, A, B, V, C, bias, X, Y, lam, scored, K, tW, tA, tB, 
 def _sgd_chunk(cell, W, A, B, V, C, bias, X, Y, order, lam, eta, scored, K, tW, tA, tB, use_c,
                losses, H, U, Z, D, G, R, S, I, c):  # fmt: skip
     """Vanilla SGD, batch 1: one step per index in ``order``, updating the trained matrices in
-    place (all gradients are taken at the pre-step weights).
+    place (``W`` in the kernels' layout; all gradients are taken at the pre-step weights).
 
     ``losses[k]`` receives the loss of step ``k`` before its update. Returns the number of
     steps taken; fewer than ``len(order)`` when a loss is not finite (that step is not applied).
     """
     neg = -eta
     need_back = tW or tA
-    need_din = tA and cell == MINIMAL
+    need_din = tA
     Din = G if cell == MINIMAL else D
     for k in range(order.shape[0]):
         j = order[k]

@@ -433,8 +433,10 @@ def _trajectories(p: RNNParams, X: np.ndarray):
     gated = p.cell == "minimal"
     Zs = np.empty_like(Hs) if gated else np.zeros((n, 0, p.m), dtype=p.dtype)
     V, C, bias, use_c = _gate_arrays(p, False)
-    H, U, Z, *_ = _workspace(p, L)
-    _rnn_jit._trajectories(_CELL_CODE[p.cell], p.W, p.A, V, C, bias, X, use_c, Hs, Es, Zs, H, U, Z)
+    H, U, Z, _, _, _, _, I, _ = _workspace(p, L)  # noqa: E741
+    _rnn_jit._trajectories(
+        _CELL_CODE[p.cell], _kernel_w(p), p.A, V, C, bias, X, use_c, Hs, Es, Zs, H, U, Z, I
+    )
     return Hs, Es, (Zs if gated else None)
 
 
@@ -489,14 +491,17 @@ def loss_and_grad(
     tW, tA, tB = _trained_flags(trained)
     K = _as_k(K, X.shape[1])
     ws = _workspace(p, X.shape[1])
-    gW = np.zeros_like(p.W) if tW else np.zeros((0, 0), p.dtype)
+    Wk = _kernel_w(p)
+    gW = np.zeros_like(Wk) if tW else np.zeros((0, 0), p.dtype)
     gA = np.zeros_like(p.A) if tA else np.zeros((0, 0), p.dtype)
     gB = np.zeros_like(p.B) if tB else np.zeros((0, 0), p.dtype)
     V, C, bias, use_c = _gate_arrays(p, tA)
     total = _rnn_jit._loss_and_grad(
-        _CELL_CODE[p.cell], p.W, p.A, p.B, V, C, bias, X, Y, p.dtype.type(lam), scored, K,
+        _CELL_CODE[p.cell], Wk, p.A, p.B, V, C, bias, X, Y, p.dtype.type(lam), scored, K,
         tW, tA, tB, use_c, gW, gA, gB, *ws,
     )  # fmt: skip
+    if tW and Wk is not p.W:
+        gW = np.ascontiguousarray(gW.T)
     n = X.shape[0]
     grads = [g / p.dtype.type(n) if flag else None for g, flag in ((gW, tW), (gA, tA), (gB, tB))]
     return total / n, RNNGrad(*grads)
@@ -561,10 +566,13 @@ def sgd_chunk(
     ws = _workspace(p, X.shape[1])
     V, C, bias, use_c = _gate_arrays(p, tA)
     cast = p.dtype.type
+    Wk = _kernel_w(p)
     n_steps = _rnn_jit._sgd_chunk(
-        _CELL_CODE[p.cell], p.W, p.A, p.B, V, C, bias, X, Y, order, cast(lam), cast(eta),
+        _CELL_CODE[p.cell], Wk, p.A, p.B, V, C, bias, X, Y, order, cast(lam), cast(eta),
         scored, K, tW, tA, tB, use_c, losses, *ws,
     )  # fmt: skip
+    if tW and Wk is not p.W:  # the steps taken, also when the run diverged
+        p.W[...] = Wk.T
     return int(n_steps), losses[: order.shape[0]]
 
 
@@ -729,6 +737,14 @@ def _gate_arrays(p: RNNParams, train_a: bool):
     if train_a:
         return p.V, np.zeros((0, 0), p.dtype), p.b, False
     return p.V, np.ascontiguousarray(p.V @ p.A), p.b, True
+
+
+def _kernel_w(p: RNNParams) -> np.ndarray:
+    """``W`` in the layout the kernels take: a C-contiguous copy of ``W^T`` for the ReLU cell
+    (its forward and backward products then read only the rows of open units, see
+    :mod:`._rnn_jit`), ``W`` itself for the dense cells. One transpose per call, which the
+    chunk of steps or the batch amortises."""
+    return np.ascontiguousarray(p.W.T) if p.cell == "relu" else p.W
 
 
 def _workspace(p: RNNParams, L: int):  # noqa: N803
