@@ -22,16 +22,17 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
-
-from .errors import ConfigError
+from pydantic.fields import FieldInfo
 
 from . import concepts, learners
 from ._config_base import Frozen as _Frozen
 from ._config_base import PosFloat, PosInt
+from .errors import ConfigError
 
 
 def _union(registry: dict, key: str, default: str, section: str):
@@ -134,11 +135,8 @@ class RunSpec(_Frozen):
 
     @model_validator(mode="after")
     def _learner_fits_concept(self):
-        kind = concepts.FAMILIES[self.concept.family].KIND
-        try:
-            learners.check(self.model, kind)
-            if self.model.kind == "rnn":  # the mode's scored positions must cover the concept's
-                learners.rnn.check_concept(self.model, self.concept)
+        try:  # the concept's kind, and e.g. an RNN mode's scored positions
+            learners.check_concept(self.model, self.concept)
         except learners.LearnerError as e:
             raise ValueError(str(e)) from None
         return self
@@ -301,13 +299,26 @@ def _is_field_path(model: type[BaseModel], parts: list[str]) -> bool:
 
 def _merge_section(section: str, base: dict, explicit: dict, table: dict) -> dict:
     """``table`` over the keys set explicitly in the base section (``explicit``; the base's
-    defaults are not inherited) that the table's class also has."""
+    defaults are not inherited) that the table's class also has, with a value it allows: a key
+    two kinds share with different meanings (``init = "azl"`` of the rnn is no ``init`` of an
+    entk) is not carried over."""
     tag_key = "family" if section == "concept" else "kind"
     registry = _TAGGED[section]
     tag = table.get(tag_key, base[tag_key])
     fields = registry[tag].Config.model_fields if tag in registry else {}
-    inherited = {k: v for k, v in explicit.items() if k in fields and k != tag_key}
+    inherited = {k: v for k, v in explicit.items()
+                 if k in fields and k != tag_key and _allows(fields[k], v)}
     return {**inherited, **table, tag_key: tag}
+
+
+def _allows(field: FieldInfo, value: Any) -> bool:
+    """Whether ``value`` passes ``field``'s own type and constraints."""
+    tp = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    try:
+        TypeAdapter(tp).validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def _short(value: Any) -> str:

@@ -34,8 +34,17 @@ import pandas as pd
 from . import learners, samples
 from .config import RunSpec, SweepConfig, geometric_grid, parse_sweep, section_label
 from .errors import PacsimError
-from .executors import (EXECUTORS, WORKER_ENV, WorkerDied, WorkerTimeout, available_cores,
-                        failed_result, init_worker, make_executor, run_task)
+from .executors import (
+    EXECUTORS,
+    WORKER_ENV,
+    WorkerDied,
+    WorkerTimeout,
+    available_cores,
+    failed_result,
+    init_worker,
+    make_executor,
+    run_task,
+)
 from .store import RunDir, provenance, run_id, write_atomic, write_parquet
 
 __all__ = ["WORKER_ENV", "SweepOutcome", "Unit", "run_sweep", "sweep_status", "results_table",
@@ -260,10 +269,12 @@ def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame,
                             capped: dict[int, str] | None = None) -> pd.DataFrame:
     """One row per cell: N_eps with its bootstrap CI, or censored (N_eps > the cap).
 
-    ``censored_by`` says which cap a censored cell hit: ``"n_max"``, ``"max_steps"`` (the
-    sample cap ``n_cap`` that ``target.max_steps`` implies is below ``n_max``), ``"max_n"``
-    (a closed-form learner's ``model.max_n`` is below ``n_max``) or ``"max_wall_s"`` (runs
-    stopped by the wall-time cap); ``capped`` maps cells to the latter.
+    ``censored_by`` says why a censored cell stopped: the cap it hit, ``"n_max"``,
+    ``"max_steps"`` (the sample cap ``n_cap`` that ``target.max_steps`` implies is below
+    ``n_max``), ``"max_n"`` (a closed-form learner's sample cap is below ``n_max``) or
+    ``"max_wall_s"`` (runs stopped by the wall-time cap), or ``"failed"`` (a run raised an
+    error, listed by ``pacsim status``; ``--retry-failed`` reruns it). ``capped`` maps cells to
+    the last two.
     """
     t = cfg.target
     capped = capped or {}
@@ -414,10 +425,12 @@ class _Sweep:
         units = s.units()
         results = results_table(self.cfg, s.cells, units, self.records)
         write_parquet(results, self.run_dir.path / "results.parquet")
+        uniq = {u.id: u for u in units}
         capped = {c: "max_wall_s" for c, p in enumerate(s.planners) if p.timed_out}
+        capped.update({u.cell: "failed" for u in uniq.values()
+                       if self.records[u.id]["result"]["status"] == "failed"})
         sc = sample_complexity_table(self.cfg, s.cells, results, capped)
         write_parquet(sc, self.run_dir.path / "sample_complexity.parquet")
-        uniq = {u.id: u for u in units}
         statuses = [self.records[i]["result"]["status"] for i in uniq]
         o = SweepOutcome(run_dir=self.run_dir.path, n_cells=len(s.cells), n_runs=len(uniq),
                          n_trained=self.n_trained, executor=self.executor_name)
@@ -559,10 +572,12 @@ def _steps(spec: RunSpec, n: int) -> int:
 
 def _n_cap(cfg: SweepConfig, spec: RunSpec) -> int:
     """The largest sample size a run of this cell may use: ``n_max``, or less if
-    ``target.max_steps`` or the learner's own ``model.max_n`` (closed-form learners: their
-    kernel matrices grow as n^2) allows fewer."""
+    ``target.max_steps`` or the learner's own cap (closed-form learners: ``model.max_n``, as
+    their kernel matrices grow as n^2, or less where :func:`pacsim.learners.max_n` says so)
+    allows fewer."""
     b = budget(cfg)
-    n_max = min(b.n_max, getattr(spec.model, "max_n", None) or b.n_max)
+    max_n = learners.max_n(spec.model, spec.concept)
+    n_max = b.n_max if max_n is None else min(b.n_max, max_n)
     if b.max_steps is None or _steps(spec, n_max) <= b.max_steps:
         return n_max
     lo, hi = 0, n_max  # steps(lo) <= max_steps < steps(hi)
@@ -574,7 +589,7 @@ def _n_cap(cfg: SweepConfig, spec: RunSpec) -> int:
 
 def _cap_name(cfg: SweepConfig, spec: RunSpec, n_cap: int) -> str:
     """Which sample cap a censored cell hit: "n_max", "max_n" or "max_steps"."""
-    max_n = getattr(spec.model, "max_n", None)
+    max_n = learners.max_n(spec.model, spec.concept)
     if n_cap >= cfg.target.n_max:
         return "n_max"
     if max_n is not None and n_cap >= min(max_n, cfg.target.n_max):

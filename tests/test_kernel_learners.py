@@ -11,7 +11,11 @@
   (per position, and jointly with ``blocks = "full"``; d > 1 output coordinates independent);
 * ``random_features`` with ridge 0 is least squares on :func:`pacsim.models.rnn.states`, and
   ``entk`` / ``random_features`` draw the SGD learners' initial networks;
-* more than ``max_n`` training samples is a :class:`LearnerError`.
+* more than ``max_n`` training samples is a :class:`LearnerError`; in a sweep ``max_n`` (for
+  ``linear`` also its feature-matrix limit) caps and censors the cell instead;
+* the learners with an RNN view check, like the ``rnn`` learner, that a pg21 mode scores the
+  concept's positions, and a feed-forward ``init`` is allowed with ``net = "auto"`` (vector
+  concepts) and not carried over from an rnn base section.
 
 Everything is tiny (n <= 80, m <= 24); every test is seeded.
 """
@@ -315,3 +319,84 @@ def test_a_kernels_max_n_caps_and_censors_its_cell_in_a_sweep(tmp_path):
     assert res["n"].max() == 16
     assert sc.loc[0, "censored"] and sc.loc[0, "censored_by"] == "max_n"
     assert sc.loc[0, "n_cap"] == 16
+
+
+@pytest.mark.parametrize("kind", ["rntk", "entk", "random_features"])
+def test_rnn_view_kernels_check_the_pg21_modes_positions(kind):
+    """pg21 scores only position L-1: with an AZL concept (positions 2..L-1) the config is
+    refused at load and the learner at make, as for the rnn learner; with a pg21 concept, or
+    a feed-forward net (mode unused), it is fine."""
+    from pacsim.errors import ConfigError
+
+    model = {"kind": kind, "mode": "pg21", **KINDS[kind]}
+    azl = {"family": "azl", "L": 4, "d_x": 3}
+    msg = 'model.mode = "pg21" scores only the end position L-1'
+    with pytest.raises(ConfigError, match=msg):
+        parse_sweep({"name": "t", "seeds": [0], "base": {"concept": azl, "model": model}})
+    concept = concepts.make(concepts.azl.Config(**{k: v for k, v in azl.items()
+                                                   if k != "family"}), np.random.default_rng(0))
+    with pytest.raises(LearnerError, match=msg):
+        learners.make(_cfg(kind, mode="pg21"), concept, np.random.default_rng(0))
+    parse_sweep({"name": "t", "seeds": [0],
+                 "base": {"concept": {"family": "pg21", "L": 4}, "model": model}})
+    if kind != "rntk":
+        parse_sweep({"name": "t", "seeds": [0],
+                     "base": {"concept": azl, "model": {**model, "net": "mlp2"}}})
+
+
+def test_linear_learners_feature_limit_caps_and_censors_the_cell(tmp_path, monkeypatch):
+    """linear's feature matrix (samples x monomials) must stay within MAX_ENTRIES: the sweep
+    caps the cell where it would not (censored by "max_n"), instead of failing the run there
+    and losing its checkpoints."""
+    from pacsim.learners import linear
+
+    monkeypatch.setattr(linear, "MAX_ENTRIES", 1000)  # 9 inputs, degree 2: 55 monomials
+    cfg = parse_sweep({
+        "name": "lin", "seeds": [0],
+        "base": {"concept": {"L": 4, "d_x": 3}, "train": {"n_test": 40},
+                 "model": {"kind": "linear", "degree": 2}},
+        "target": {"eps": 1e-6, "n_min": 8, "n_max": 64, "points_per_doubling": 1,
+                   "n_boot": 100},
+    })
+    (_, spec), = cfg.cells()
+    assert learners.max_n(spec.model, spec.concept) == 1000 // 55
+    outcome = run_sweep(cfg, out=tmp_path, workers=1, progress=False)
+    assert outcome.n_failed == 0, outcome.failures
+    res = pd.read_parquet(tmp_path / "lin" / "results.parquet")
+    sc = pd.read_parquet(tmp_path / "lin" / "sample_complexity.parquet")
+    assert res["n"].max() <= 18 and set(res["status"]) == {"ok"}
+    assert sc.loc[0, "censored"] and sc.loc[0, "censored_by"] == "max_n"
+    assert sc.loc[0, "n_cap"] == 18
+
+
+def test_feed_forward_init_with_net_auto_and_grid_tables_of_other_kinds():
+    """``init`` with net = "auto" means mlp2's presets (vector concepts) and is refused where
+    auto means the RNN; an rnn base's ``init = "azl"`` is not carried into entk /
+    random_features grid tables (a different key of the same name), but ``m`` is."""
+    from pacsim.errors import ConfigError
+
+    vec = {"family": "resnet-parity", "version": "v2"}
+    for kind in ("entk", "random_features"):
+        cfg = parse_sweep({"name": "t", "seeds": [0],
+                           "base": {"concept": vec, "model": {"kind": kind, "m": 8,
+                                                              "init": "experiment"}}})
+        (_, spec), = cfg.cells()
+        c = concepts.make(spec.concept, np.random.default_rng(1))
+        k = learners.make(spec.model, c, np.random.default_rng(7))
+        sgd = learners.make(learners.mlp2.Config(m=8, init="experiment"), c,
+                            np.random.default_rng(7))
+        np.testing.assert_array_equal(k.params.W, sgd.params.W)
+        with pytest.raises(ConfigError, match=r"not a preset of net = auto \(mlp2 on vector"):
+            parse_sweep({"name": "t", "seeds": [0], "base": {"concept": vec, "model": {
+                "kind": kind, "init": "theory"}}})
+        with pytest.raises(ConfigError, match="this .* learner's net is the RNN"):
+            parse_sweep({"name": "t", "seeds": [0], "base": {"model": {
+                "kind": kind, "init": "azll"}}})
+    cfg = parse_sweep({"name": "t", "seeds": [0],
+                       "base": {"concept": {"L": 4, "d_x": 3},
+                                "model": {"kind": "rnn", "init": "azl", "m": 16}},
+                       "grid": {"model": [{"kind": "rnn"}, {"kind": "entk"},
+                                          {"kind": "random_features"}]}})
+    models = [spec.model for _, spec in cfg.cells()]
+    assert [mdl.init for mdl in models] == ["azl", None, None]
+    assert [mdl.m for mdl in models] == [16, 16, 16]

@@ -141,7 +141,7 @@ def test_fit_features_primal_dual_and_least_squares(rng):
         F = rng.standard_normal((n, p))
         Y = rng.standard_normal((n, 2))
         r = 1e-2
-        coef = krr._ridge_coef(F, Y, r)
+        coef = krr.ridge_coef(F, Y, r)
         lam = r * np.einsum("ij,ij->", F, F) / n
         ref = np.linalg.solve(F.T @ F + lam * np.eye(p), F.T @ Y)
         npt.assert_allclose(coef, ref, rtol=1e-7, atol=1e-10)

@@ -201,6 +201,8 @@ def test_worker_deaths_are_recorded_and_retried(config, reference, tmp_path, mon
     res = pd.read_parquet(run_dir / "results.parquet")
     assert set(res.loc[res["seed"] == 1, "status"]) == {"failed"}
     assert set(res.loc[res["seed"] == 0, "status"]) == {"ok"}
+    sc = pd.read_parquet(run_dir / "sample_complexity.parquet")  # a missing seed counts as inf
+    assert sc["censored"].all() and set(sc["censored_by"]) == {"failed"}  # not a cap
     ok_files = {p: p.stat().st_mtime_ns for p in (run_dir / "units").iterdir()
                 if json.loads(p.read_text())["result"]["status"] == "ok"}
     failed = res.loc[res["status"] == "failed", "run_id"].nunique()

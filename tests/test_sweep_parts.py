@@ -8,15 +8,21 @@ import math
 import os
 import random
 import time
-
 from pathlib import Path
 
 import pytest
 
 from pacsim.config import load_sweep, parse_sweep
 from pacsim.errors import PacsimError
-from pacsim.executors import (ExecutorError, LocalExecutor, WorkerDied, WorkerTimeout, _deadline,
-                              _Timeout, run_task)
+from pacsim.executors import (
+    ExecutorError,
+    LocalExecutor,
+    WorkerDied,
+    WorkerTimeout,
+    _deadline,
+    _Timeout,
+    run_task,
+)
 from pacsim.samples import BisectionSearch
 from pacsim.store import RunDir, RunDirBusy
 from pacsim.sweep import _Progress, sweep_status

@@ -166,7 +166,7 @@ def fit_monomial(
     if len(ridges) == 1:  # nothing to select: fit on all N samples directly
         r = float(ridges[0])
         Y2, squeeze = krr._as_labels(Y)
-        coef = krr._ridge_coef(F, Y2, r)
+        coef = krr.ridge_coef(F, Y2, r)
         return MonomialModel(int(degree), multilinear, krr.FeatureModel(r, coef, (), squeeze))
     readout = krr.fit_features(F, Y, ridges=ridges, val_fraction=val_fraction, seed=seed)
     return MonomialModel(int(degree), multilinear, readout)

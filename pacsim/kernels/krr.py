@@ -50,6 +50,7 @@ __all__ = [
     "fit",
     "fit_gram",
     "fit_features",
+    "ridge_coef",
     "KernelModel",
     "GramModel",
     "FeatureModel",
@@ -328,7 +329,9 @@ class FeatureModel:
         return out[:, 0] if self.squeeze else out
 
 
-def _ridge_coef(F, Y2, ridge):
+def ridge_coef(F, Y2, ridge):
+    """Coefficients ``(p, k)`` of the ridge readout ``Y2 ~ F coef`` for one relative ridge
+    (a multiple of ``trace(F F^T) / n``; ``0``: min-norm least squares), fitted on all rows."""
     n, p = F.shape
     if ridge == 0.0:
         return np.linalg.lstsq(F, Y2, rcond=None)[0]
@@ -360,7 +363,7 @@ def fit_features(
     best = (np.inf, -np.inf)
     for r in ridges:
         try:
-            score = mse(F[vi] @ _ridge_coef(F[fi], Y2[fi], float(r)), Y2[vi])
+            score = mse(F[vi] @ ridge_coef(F[fi], Y2[fi], float(r)), Y2[vi])
         except LinAlgError:
             score = np.inf
         score = score if np.isfinite(score) else np.inf
@@ -369,5 +372,5 @@ def fit_features(
             best = (score, float(r))
     if not np.isfinite(best[0]):
         raise LinAlgError("no ridge could be fitted")
-    coef = _ridge_coef(F, Y2, best[1])
+    coef = ridge_coef(F, Y2, best[1])
     return FeatureModel(best[1], coef, tuple(records), squeeze)

@@ -5,7 +5,10 @@ SGD, or fitted in closed form), ``Config`` (its ``[base.model]`` settings, with
 ``kind: Literal[name]``), ``make(cfg, concept, rng) -> Learner`` (see
 :mod:`pacsim.learners.base`) and ``warmup(dtypes)`` (compile its kernels once, before workers
 start); a module whose concept kinds depend on its settings also defines ``accepts(cfg)``.
-:data:`LEARNERS` is the registry the sweep config is built from.
+Optional hooks: ``check_concept(cfg, concept_cfg)`` (what else about the concept the learner
+must fit, checked when the config is loaded; :func:`check_concept`) and
+``max_n(cfg, concept_cfg)`` (the most training samples the learner can fit when that depends on
+the concept; :func:`max_n`). :data:`LEARNERS` is the registry the sweep config is built from.
 
 SGD learners: ``rnn``, ``resnet``, ``mlp2``, ``mlp3``. Closed-form (kernel) learners, fitted on
 the training samples with hyper-parameters chosen on a split of them
@@ -19,6 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
+from .. import concepts
 from . import (
     entk,
     gaussian,
@@ -35,7 +39,8 @@ from . import (
 )
 from .base import Learner, LearnerError
 
-__all__ = ["LEARNERS", "Learner", "LearnerError", "make", "warmup"]
+__all__ = ["LEARNERS", "Learner", "LearnerError", "check", "check_concept", "make", "max_n",
+           "warmup"]
 
 #: kind -> module with ``Config``, ``make`` and ``warmup``.
 LEARNERS: dict[str, ModuleType] = {
@@ -73,6 +78,26 @@ def check(cfg, concept_kind: str) -> None:
             f"model.kind = {cfg.kind!r}{narrowed} cannot learn a {concept_kind} concept; "
             f"allowed: {', '.join(accepts)} concepts"
         )
+
+
+def check_concept(cfg, concept_cfg) -> None:
+    """Raise :class:`LearnerError` if learner ``cfg`` cannot learn the concept of
+    ``concept_cfg`` (a concept config): its kind (:func:`check`) and, for learners with the
+    hook, what else must fit (e.g. the RNN mode's scored positions)."""
+    check(cfg, concepts.FAMILIES[concept_cfg.family].KIND)
+    hook = getattr(LEARNERS[cfg.kind], "check_concept", None)
+    if hook is not None:
+        hook(cfg, concept_cfg)
+
+
+def max_n(cfg, concept_cfg) -> int | None:
+    """The most training samples learner ``cfg`` can fit on the concept of ``concept_cfg``
+    (``None``: no limit): the module's ``max_n`` hook if it has one, else ``cfg.max_n`` (the
+    closed-form learners' key)."""
+    hook = getattr(LEARNERS[cfg.kind], "max_n", None)
+    if hook is not None:
+        return hook(cfg, concept_cfg)
+    return getattr(cfg, "max_n", None)
 
 
 def warmup(kinds_dtypes) -> None:

@@ -30,10 +30,12 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from .. import concepts
 from .._config_base import Frozen, NonNegFloat
 from ..concepts import n_scored, scored
 from ..kernels import krr
 from ..models import ff, rnn
+from . import rnn as rnn_learner
 from .base import Learner, LearnerError
 
 #: Closed-form learners read vector concepts and (concatenated, or as sequences) sequence ones.
@@ -215,16 +217,45 @@ def resolve_net(net: str, concept_kind: str) -> str:
 
 
 def check_init(cfg):
-    """Validator body: ``cfg.init`` must be a preset of the feed-forward network ``cfg.net``."""
+    """Validator body: ``cfg.init`` must be a preset of the feed-forward network ``cfg.net``
+    (``"auto"``: of ``mlp2``, the net it means for vector concepts; a sequence concept, where it
+    means the RNN, is refused by :func:`check_rnn_concept`)."""
     if cfg.init is None:
         return cfg
-    if cfg.net not in ff.INITS:
+    net = "mlp2" if cfg.net == "auto" else cfg.net
+    if net not in ff.INITS:
         raise ValueError(f"init = {cfg.init!r} applies to a feed-forward net; allowed: "
                          f"net = \"mlp2\", \"mlp3\" or \"resnet\" (or init unset)")
-    if cfg.init not in ff.INITS[cfg.net]:
-        raise ValueError(f"init = {cfg.init!r} is not a preset of net = {cfg.net!r}; allowed: "
-                         + ", ".join(ff.INITS[cfg.net]))
+    if cfg.init not in ff.INITS[net]:
+        where = "auto (mlp2 on vector concepts)" if cfg.net == "auto" else repr(net)
+        raise ValueError(f"init = {cfg.init!r} is not a preset of net = {where}; allowed: "
+                         + ", ".join(ff.INITS[net]))
     return cfg
+
+
+def check_rnn_concept(cfg, concept_cfg) -> None:
+    """``check_concept`` hook of the learners with an RNN view (``rntk``; ``entk`` and
+    ``random_features`` when their net is the RNN): ``cfg.mode`` must score the concept's
+    positions, as for the ``rnn`` learner, and a feed-forward ``init`` does not apply."""
+    net = resolve_net(getattr(cfg, "net", "rnn"), concepts.FAMILIES[concept_cfg.family].KIND)
+    _check_rnn_net(cfg, net)
+    if net == "rnn":
+        rnn_learner.check_mode_positions(cfg.mode, concept_cfg)
+
+
+def check_rnn_view(cfg, concept, net: str = "rnn") -> None:
+    """What :func:`check_rnn_concept` checks, on a drawn ``concept`` (the learners' ``make``)."""
+    _check_rnn_net(cfg, net)
+    if net == "rnn":
+        rnn_learner.check_positions(cfg.mode, concept.L, concept.positions)
+
+
+def _check_rnn_net(cfg, net: str) -> None:
+    if net == "rnn" and getattr(cfg, "init", None) is not None:
+        raise LearnerError(f"model.init = {cfg.init!r} sets a feed-forward net's preset, but "
+                           f"this {cfg.kind} learner's net is the RNN (net = {cfg.net!r} on a "
+                           "sequence concept); allowed: init unset, or net = \"mlp2\", "
+                           "\"mlp3\" or \"resnet\"")
 
 
 def net_accepts(cfg) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ from ._kernel import (
     ACCEPTS,
     SGD,
     EpsX,
+    FFInit,
     KernelConfig,
     KernelLearner,
     Net,
@@ -42,8 +43,9 @@ from ._kernel import (
     RNNTrain,
     ValFraction,
     Width,
-    FFInit,
     check_init,
+    check_rnn_concept,
+    check_rnn_view,
     draw_net,
     flat_inputs,
     kernel_info,
@@ -54,7 +56,10 @@ from ._kernel import (
     rnn_trained,
 )
 
-__all__ = ["ACCEPTS", "SGD", "Config", "accepts", "make", "warmup"]
+__all__ = ["ACCEPTS", "SGD", "Config", "check_concept", "accepts", "make", "warmup"]
+
+#: Config-time check: the RNN view's mode must score the concept's positions (``_kernel``).
+check_concept = check_rnn_concept
 
 #: Largest ``(rows, L, n2, L)`` input-Gram block of the RNN kernel, in float64 entries (160 MB).
 RNN_BLOCK = 20_000_000
@@ -91,6 +96,7 @@ class ENTKLearner(KernelLearner):
     def __init__(self, cfg: Config, concept, rng: np.random.Generator):
         super().__init__(cfg, concept)
         self.net = resolve_net(cfg.net, concept.kind)
+        check_rnn_view(cfg, concept, self.net)
         self.params = draw_net(self.net, cfg.m, concept, rng, cfg.mode, cfg.init)
         self.positions = None if concept.positions is None else np.asarray(concept.positions)
 

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
+from .. import concepts
 from .._config_base import PosInt
 from ..kernels import classical, krr
 from ._kernel import (
@@ -29,7 +30,7 @@ from ._kernel import (
 )
 from .base import LearnerError
 
-__all__ = ["ACCEPTS", "SGD", "Config", "MAX_ENTRIES", "make", "warmup"]
+__all__ = ["ACCEPTS", "SGD", "Config", "MAX_ENTRIES", "make", "max_n", "warmup"]
 
 #: Largest feature matrix (samples x monomials) fit builds: 10^8 float64 entries, 0.8 GB.
 MAX_ENTRIES = 10**8
@@ -44,6 +45,15 @@ class Config(KernelConfig):
     ridges: Ridges = None  #: relative ridge candidates; None: krr.RIDGES
     val_fraction: ValFraction = krr.VAL_FRACTION  #: training share held out for selection
     max_n: PosInt = 8192  #: most training samples fit accepts
+
+
+def max_n(cfg: Config, concept_cfg) -> int:
+    """The most training samples a fit can take: ``cfg.max_n``, or fewer when the feature
+    matrix (samples x monomials) would exceed :data:`MAX_ENTRIES`; the sweep caps the cell
+    there and records it as censored by ``max_n``."""
+    concept = concepts.make(concept_cfg, np.random.default_rng(0))  # dims do not depend on it
+    n_features = classical.feature_count(flat_dim(concept), cfg.degree, cfg.multilinear)
+    return min(cfg.max_n, MAX_ENTRIES // n_features)
 
 
 class LinearLearner(KernelLearner):

@@ -35,6 +35,7 @@ from ._kernel import (
     ACCEPTS,
     SGD,
     EpsX,
+    FFInit,
     KernelConfig,
     KernelLearner,
     Net,
@@ -42,8 +43,9 @@ from ._kernel import (
     RNNMode,
     ValFraction,
     Width,
-    FFInit,
     check_init,
+    check_rnn_concept,
+    check_rnn_view,
     draw_net,
     ff_features,
     flat_inputs,
@@ -52,7 +54,10 @@ from ._kernel import (
     rnn_inputs,
 )
 
-__all__ = ["ACCEPTS", "SGD", "Config", "accepts", "fit_readouts", "make", "warmup"]
+__all__ = ["ACCEPTS", "SGD", "Config", "check_concept", "accepts", "fit_readouts", "make", "warmup"]
+
+#: Config-time check: the RNN view's mode must score the concept's positions (``_kernel``).
+check_concept = check_rnn_concept
 
 
 class Config(KernelConfig):
@@ -121,15 +126,15 @@ def _rows(A: np.ndarray) -> np.ndarray:
 
 
 def _coef(F, T, ridge):
-    """Readout coefficients ``(p, k)`` for one relative ridge, from all the rows given (a single
-    candidate: :func:`pacsim.kernels.krr.fit_features` only refits it on every row)."""
-    return krr.fit_features(_rows(F), _rows(T), ridges=(ridge,)).coef
+    """Readout coefficients ``(p, k)`` for one relative ridge, from all the rows given."""
+    return krr.ridge_coef(_rows(F), _rows(T), float(ridge))
 
 
 class RandomFeaturesLearner(KernelLearner):
     def __init__(self, cfg: Config, concept, rng: np.random.Generator):
         super().__init__(cfg, concept)
         self.net = resolve_net(cfg.net, concept.kind)
+        check_rnn_view(cfg, concept, self.net)
         self.params = draw_net(self.net, cfg.m, concept, rng, cfg.mode, cfg.init)
         self.positions = None if concept.positions is None else np.asarray(concept.positions)
 

@@ -113,7 +113,7 @@ class RNNLearner(Learner):
     name = "rnn"
 
     def __init__(self, cfg: Config, concept, rng: np.random.Generator):
-        _check_positions(cfg.mode, concept.L, concept.positions)
+        check_positions(cfg.mode, concept.L, concept.positions)
         self.cfg, self.concept = cfg, concept
         self.spec = rnn.mode_spec(cfg.mode)
         self.dtype = np.dtype(cfg.dtype)
@@ -198,17 +198,23 @@ def make(cfg: Config, concept, rng: np.random.Generator) -> RNNLearner:
 
 def check_concept(cfg: Config, concept_cfg) -> None:
     """Raise :class:`LearnerError` if ``cfg``'s mode cannot score the positions of the concept
-    of ``concept_cfg`` (the check :func:`make` does, for the config loader).
+    of ``concept_cfg`` (the check :func:`make` does, for the config loader)."""
+    check_mode_positions(cfg.mode, concept_cfg)
+
+
+def check_mode_positions(mode: str, concept_cfg) -> None:
+    """Raise :class:`LearnerError` if RNN mode ``mode`` cannot score the positions of the
+    sequence concept of ``concept_cfg`` (also used by the kernel learners of the RNN).
 
     Only the pg21 mode can fail it with the sequence families of :mod:`pacsim.concepts` (azl
     and plain score ``2..L-1``, which holds all their scored positions), so only then is the
     concept drawn, with a fixed generator (positions do not depend on the draw), to read its
-    positions. :func:`make` checks every mode.
+    positions. :func:`check_positions` checks a drawn concept in every mode.
     """
-    if concepts.FAMILIES[concept_cfg.family].KIND != "sequence" or cfg.mode != "pg21":
+    if concepts.FAMILIES[concept_cfg.family].KIND != "sequence" or mode != "pg21":
         return
     concept = concepts.make(concept_cfg, np.random.default_rng(0))
-    _check_positions(cfg.mode, concept.L, concept.positions)
+    check_positions(mode, concept.L, concept.positions)
 
 
 @functools.lru_cache(maxsize=64)
@@ -219,7 +225,9 @@ def _critical_sigma_w(cell: str, m: int, x_sq_norm: float, a_var: float, gate: t
                                **dict(gate)))
 
 
-def _check_positions(mode: str, L: int, positions) -> None:  # noqa: N803
+def check_positions(mode: str, L: int, positions) -> None:  # noqa: N803
+    """Raise :class:`LearnerError` if RNN mode ``mode`` does not score every one of the
+    0-based ``positions`` of a length-``L`` sequence."""
     scorable = rnn.scored_positions(mode, L)
     extra = np.setdiff1d(np.asarray(positions), scorable)
     if extra.size:

@@ -36,16 +36,23 @@ from ._kernel import (
     RNNMode,
     RNNTrain,
     ValFraction,
+    check_rnn_concept,
+    check_rnn_view,
     kernel_info,
     per_output,
     rnn_inputs,
     rnn_trained,
 )
 
-__all__ = ["ACCEPTS", "SGD", "Config", "make", "warmup"]
+__all__ = ["ACCEPTS", "SGD", "Config", "check_concept", "make", "warmup"]
+
+#: Config-time check: the RNN view's mode must score the concept's positions (``_kernel``).
+check_concept = check_rnn_concept
 
 #: The RNTK reads sequences only.
 ACCEPTS = ("sequence",)
+
+
 class Config(KernelConfig):
     """Recurrent NTK of the AZL-mode RNN (see :mod:`pacsim.kernels.rntk`)."""
 
@@ -61,6 +68,7 @@ class Config(KernelConfig):
 
 class RNTKLearner(KernelLearner):
     def __init__(self, cfg: Config, concept):
+        check_rnn_view(cfg, concept)
         super().__init__(cfg, concept)
         self.positions = np.asarray(concept.positions)
 
