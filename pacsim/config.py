@@ -14,6 +14,8 @@ import copy
 import itertools
 import math
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -22,7 +24,6 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -300,8 +301,8 @@ def _is_field_path(model: type[BaseModel], parts: list[str]) -> bool:
 def _merge_section(section: str, base: dict, explicit: dict, table: dict) -> dict:
     """``table`` over the keys set explicitly in the base section (``explicit``; the base's
     defaults are not inherited) that the table's class also has, with a value it allows: a key
-    two kinds share with different meanings (``init = "azl"`` of the rnn is no ``init`` of an
-    entk) is not carried over."""
+    two kinds share with different options (``init = "azl"`` of the rnn is no ``init`` of an
+    entk) is not carried over; other values are, and validated there."""
     tag_key = "family" if section == "concept" else "kind"
     registry = _TAGGED[section]
     tag = table.get(tag_key, base[tag_key])
@@ -312,13 +313,35 @@ def _merge_section(section: str, base: dict, explicit: dict, table: dict) -> dic
 
 
 def _allows(field: FieldInfo, value: Any) -> bool:
-    """Whether ``value`` passes ``field``'s own type and constraints."""
-    tp = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    """Whether ``value`` is one of ``field``'s options when the field is a choice among names
+    (a ``Literal``, possibly ``| None``); any value for other fields, where a bad value is
+    reported by validation rather than left behind."""
+    options = _literal_options(field.annotation)
+    if options is None:
+        return True
     try:
-        TypeAdapter(tp).validate_python(value)
-    except ValidationError:
+        return value in options
+    except TypeError:  # unhashable: a list is no option of a Literal
         return False
-    return True
+
+
+def _literal_options(annotation) -> set | None:
+    """The values a ``Literal`` annotation (or a union of them and ``None``) allows; ``None``
+    for any other annotation."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Literal:
+        return set(args)
+    if origin is Annotated:
+        return _literal_options(args[0])
+    if origin in (Union, types.UnionType):
+        options: set = set()
+        for arg in args:
+            sub = {None} if arg is type(None) else _literal_options(arg)
+            if sub is None:
+                return None
+            options |= sub
+        return options
+    return None
 
 
 def _short(value: Any) -> str:

@@ -132,7 +132,7 @@ def _momentum(learner, inputs, Y, eta, tc, rng, result) -> float:
     ``tc.batch`` from a fresh permutation each epoch, heavy-ball momentum
     ``v <- mu v + (g + wd w)``, ``w <- w - eta_t v``, ``eta_t = eta`` for the first
     ``decay_at * epochs`` epochs and ``eta * decay_factor`` after. Returns the last epoch's
-    mean batch loss; a non-finite loss marks the run diverged."""
+    mean batch loss; a non-finite loss or gradient marks the run diverged."""
     weights = learner.trained()
     velocity = [np.zeros_like(w) for w in weights]
     N = len(Y)
@@ -146,8 +146,8 @@ def _momentum(learner, inputs, Y, eta, tc, rng, result) -> float:
             idx = np.sort(order[start:start + tc.batch])
             loss, grads = learner.batch_grad(inputs[idx], Y[idx])
             step += 1
-            if not np.isfinite(loss):
-                result.status, result.diverged_step = "diverged", step
+            if not (np.isfinite(loss) and all(np.isfinite(g).all() for g in grads)):
+                result.status, result.diverged_step = "diverged", step  # or it would be next
                 return math.nan
             for w, v, g in zip(weights, velocity, grads, strict=True):
                 if tc.weight_decay:

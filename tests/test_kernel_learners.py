@@ -372,7 +372,8 @@ def test_linear_learners_feature_limit_caps_and_censors_the_cell(tmp_path, monke
 def test_feed_forward_init_with_net_auto_and_grid_tables_of_other_kinds():
     """``init`` with net = "auto" means mlp2's presets (vector concepts) and is refused where
     auto means the RNN; an rnn base's ``init = "azl"`` is not carried into entk /
-    random_features grid tables (a different key of the same name), but ``m`` is."""
+    random_features grid tables (a different key of the same name), but ``m`` is, and an
+    out-of-range value is carried and refused, not dropped."""
     from pacsim.errors import ConfigError
 
     vec = {"family": "resnet-parity", "version": "v2"}
@@ -400,3 +401,7 @@ def test_feed_forward_init_with_net_auto_and_grid_tables_of_other_kinds():
     models = [spec.model for _, spec in cfg.cells()]
     assert [mdl.init for mdl in models] == ["azl", None, None]
     assert [mdl.m for mdl in models] == [16, 16, 16]
+    with pytest.raises(ConfigError, match="degree = 20: Input should be less than or equal to 16"):
+        parse_sweep({"name": "t", "seeds": [0],
+                     "base": {"concept": vec, "model": {"kind": "poly", "degree": 20}},
+                     "grid": {"model": [{"kind": "poly"}, {"kind": "linear"}]}})

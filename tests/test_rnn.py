@@ -373,6 +373,7 @@ def test_float32_kernels_accumulate_in_float32():
         "_apply": (lam, lam, x, H, D, G, R, scored, True, True, True, W, A, B, Idx, c, True),
         "_rank_update_dense": (lam, D, H, W),
         "_rank_update_sparse": (lam, H, D, L, W, Idx, c),
+        "_all_finite": (W,),
     }
     offenders = {}
     for name, args in calls.items():
@@ -482,7 +483,8 @@ NON_FINITE = [("relu", np.nan), ("relu", np.inf), ("tanh", np.nan), ("minimal", 
 @pytest.mark.parametrize(("cell", "bad"), NON_FINITE, ids=[f"{c}-{b}" for c, b in NON_FINITE])
 def test_loss_and_grad_non_finite_weights_give_non_finite_loss(rng, cell, bad):
     """A NaN pre-activation stays NaN through the ReLU (``s if not (s <= 0) else 0``), so the
-    kernels agree with forward() that the loss is not finite."""
+    kernels agree with forward() that the loss is not finite (for a unit that is never open,
+    see the test below)."""
     p, X, Y = _problem(rng, 5, 4, 3, 2, cell=cell)
     p.W[0, 0] = bad
     with np.errstate(invalid="ignore"):
@@ -499,6 +501,46 @@ def test_sgd_chunk_non_finite_weights_stop_the_chunk(rng, cell, bad):
     n_steps, _ = rnn.sgd_chunk(p, X, Y, 0.01, LAM)
     assert n_steps == 0
     npt.assert_array_equal(p.W, W0)  # NaN == NaN here: nothing was applied
+
+
+def _closed_unit_problem(rng, cell="relu"):
+    """Positive inputs and a unit 0 with strongly negative input weights and no recurrent
+    input: under ReLU it is closed at every position of every sample."""
+    p, X, Y = _problem(rng, 5, 4, 3, 2, cell=cell)
+    X = np.abs(X) + 0.1
+    p.A[0] = -100.0
+    p.W[0] = 0.0
+    assert (rnn.states(p, X)[..., 0] == 0).all()
+    return p, X, Y
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_relu_non_finite_weights_of_a_closed_unit_still_give_a_non_finite_loss(rng, bad):
+    """The ReLU kernels skip closed units, so a non-finite entry in the column of a unit that
+    is never open is never multiplied; they still report it, as the dense forward() does."""
+    p, X, Y = _closed_unit_problem(rng)
+    p.W[1, 0] = bad  # unit 0's outgoing weight: read only when unit 0 is open
+    with np.errstate(invalid="ignore"):
+        assert not np.isfinite(rnn.forward(p, X, LAM)).all()
+        loss, _ = rnn.loss_and_grad(p, X, Y, LAM)
+        H, _, _ = rnn._trajectories(p, X)
+    assert not np.isfinite(loss) and np.isnan(H).all()
+    W0 = p.W.copy()
+    n_steps, losses = rnn.sgd_chunk(p, X, Y, 0.01, LAM)
+    assert n_steps == 0 and np.isnan(losses[0])
+    npt.assert_array_equal(p.W, W0)
+
+
+def test_relu_sgd_chunk_stops_at_the_step_whose_update_overflows(rng):
+    """A finite loss whose W update overflows ends the chunk at that step (it was applied):
+    the Inf could land in the column of a unit that then stays closed, unseen by later
+    losses."""
+    p, X, Y = _problem(rng, 5, 4, 3, 2)
+    n_steps, losses = rnn.sgd_chunk(p, X, Y, 1e308, LAM, order=np.array([0, 1, 2]))
+    assert n_steps == 0 and np.isfinite(losses[0])
+    assert not np.isfinite(p.W).all()
+    p, X, Y = _problem(rng, 5, 4, 3, 2)
+    assert rnn.sgd_chunk(p, X, Y, 1e-3, LAM, order=np.array([0, 1, 2]))[0] == 3
 
 
 def test_sgd_chunk_losses_buffer(rng):

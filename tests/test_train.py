@@ -90,3 +90,35 @@ def test_momentum_preset_learns_and_its_knobs_change_the_result():
     errs = [r.rows[0]["test_mse"] for r in (a, b, c, d)]
     assert len(set(errs)) == 4
     assert a.rows[0]["test_sse"] == a.rows[0]["test_mse"] * 2  # L = 4: two scored outputs, d = 1
+
+
+def test_momentum_stops_at_a_non_finite_gradient():
+    """A finite loss with an Inf gradient diverges at that step: the update would put the Inf
+    into the weights, where a ReLU network's loss may not see it (a closed unit's column)."""
+
+    class Stub:
+        def __init__(self, bad_at):
+            self.w, self.calls, self.bad_at = np.zeros(3), 0, bad_at
+
+        def trained(self):
+            return [self.w]
+
+        def batch_grad(self, inputs, Y):
+            self.calls += 1
+            g = np.ones(3)
+            if self.calls == self.bad_at:
+                g[1] = np.inf
+            return 1.0, [g]
+
+    tc = _spec(train__protocol="finite", train__optimizer="momentum", train__batch=2,
+               train__epochs=2).train
+    res = train.RunResult()
+    stub = Stub(bad_at=3)
+    loss = train._momentum(stub, np.zeros((6, 1)), np.zeros(6), 0.1, tc,
+                           np.random.default_rng(0), res)
+    assert res.status == "diverged" and res.diverged_step == 3 and np.isnan(loss)
+    assert np.isfinite(stub.w).all()  # the bad step was not applied
+    res = train.RunResult()
+    train._momentum(Stub(bad_at=0), np.zeros((6, 1)), np.zeros(6), 0.1, tc,
+                    np.random.default_rng(0), res)
+    assert res.status == "ok"

@@ -10,6 +10,7 @@ the ridge chosen on a validation split of the training samples (the default grid
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Literal
 
 import numpy as np
@@ -51,9 +52,15 @@ def max_n(cfg: Config, concept_cfg) -> int:
     """The most training samples a fit can take: ``cfg.max_n``, or fewer when the feature
     matrix (samples x monomials) would exceed :data:`MAX_ENTRIES`; the sweep caps the cell
     there and records it as censored by ``max_n``."""
-    concept = concepts.make(concept_cfg, np.random.default_rng(0))  # dims do not depend on it
-    n_features = classical.feature_count(flat_dim(concept), cfg.degree, cfg.multilinear)
+    n_features = classical.feature_count(_input_dim(concept_cfg), cfg.degree, cfg.multilinear)
     return min(cfg.max_n, MAX_ENTRIES // n_features)
+
+
+@functools.lru_cache(maxsize=256)
+def _input_dim(concept_cfg) -> int:
+    """Length of the feed-forward inputs of the concept of ``concept_cfg`` (drawn once with a
+    fixed generator: the dimensions do not depend on the draw)."""
+    return flat_dim(concepts.make(concept_cfg, np.random.default_rng(0)))
 
 
 class LinearLearner(KernelLearner):

@@ -117,7 +117,11 @@ def fit_readouts(blocks, ridges, val_fraction: float, seed: int):
             best = (err, float(ridge))
     if not np.isfinite(best[0]):
         raise LinAlgError("no ridge could be fitted")
-    return [_coef(F, T, best[1]) for F, T in blocks], best[1], best[0]
+    coefs = [_coef(F, T, best[1]) for F, T in blocks]
+    if not all(np.isfinite(coef).all() for coef in coefs):
+        raise LinAlgError(f"the readout refitted with the chosen ridge {best[1]:g} on all "
+                          f"{n} samples is not finite")
+    return coefs, best[1], best[0]
 
 
 def _rows(A: np.ndarray) -> np.ndarray:

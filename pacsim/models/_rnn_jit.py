@@ -28,6 +28,13 @@ Workspaces, all C-contiguous of the weights' dtype:
 * ``S (3, m)``: scratch vectors; ``I (max(m, L),)`` int64 and ``c (L,)``: index and
   coefficient scratch.
 
+Non-finite weights: the dense products turn an Inf or NaN anywhere in ``W`` into a NaN loss
+(``0 * inf = NaN``). The ReLU products skip closed units, so an Inf in a closed unit's column
+would go unseen; the ReLU kernels therefore check ``W`` once on entry (:func:`_all_finite`:
+a non-finite ``W`` gives a NaN loss, and no SGD step) and every SGD update for overflow (the
+chunk stops at the step whose update made ``W`` non-finite). A diverging run is detected as
+with the dense cells, and at the same step or earlier.
+
 ``D[0]`` feeds only the input (``A``) gradient; the backward pass completes it only when asked
 (``need_din``), which saves the last product with ``W`` when only ``W`` is trained.
 
@@ -121,6 +128,18 @@ def _minimal_forward(W, A, V, C, bias, x, use_c, H, U, Z, E):
             u = one / (one + np.exp(-e[i]))
             e[i] = u
             H[t + 1, i] = u * H[t, i] + (one - u) * Z[t, i]
+
+
+@jit
+def _all_finite(W):
+    """Whether every entry of ``W`` is finite (one vectorised pass: ``x * 0`` is 0 for finite
+    ``x`` and NaN for Inf or NaN, which the fast-math flags in use may not fold away)."""
+    zero = W.dtype.type(0)
+    probe = zero
+    for i in range(W.shape[0]):
+        for k in range(W.shape[1]):
+            probe += W[i, k] * zero
+    return probe == zero
 
 
 # Backward helpers
@@ -489,8 +508,13 @@ def _rank_update_sparse(coef, P, Q, L, M, I, c):  # noqa: N803
     """``M[i] += coef * sum_{1 <= t < L} P[t, i] Q[t]`` over the nonzero coefficients only, four
     terms per pass over the row (which stays in cache); ``I`` (int) and ``c`` are scratch of
     length ``>= L``. With ``P, Q = H, D`` and ``M = W^T``: the ReLU cell's ``W`` update, whose
-    coefficients ``h_{t-1,k}`` are zero at the closed units."""
+    coefficients ``h_{t-1,k}`` are zero at the closed units.
+
+    Returns whether every entry it wrote is finite (see :func:`_all_finite`; rows without a
+    nonzero coefficient are not written).
+    """
     zero = M.dtype.type(0)
+    probe = zero
     for i in range(M.shape[0]):
         n = 0
         for t in range(1, L):
@@ -504,14 +528,19 @@ def _rank_update_sparse(coef, P, Q, L, M, I, c):  # noqa: N803
             t0, t1, t2, t3 = I[j], I[j + 1], I[j + 2], I[j + 3]
             c0, c1, c2, c3 = c[j], c[j + 1], c[j + 2], c[j + 3]
             for k in range(M.shape[1]):
-                M[i, k] += (c0 * Q[t0, k] + c1 * Q[t1, k]) + (c2 * Q[t2, k] + c3 * Q[t3, k])
+                v = M[i, k] + ((c0 * Q[t0, k] + c1 * Q[t1, k]) + (c2 * Q[t2, k] + c3 * Q[t3, k]))
+                M[i, k] = v
+                probe += v * zero  # in the pass: a separate one costs ~8% of the update
             j += 4
         while j < n:
             t0 = I[j]
             c0 = c[j]
             for k in range(M.shape[1]):
-                M[i, k] += c0 * Q[t0, k]
+                v = M[i, k] + c0 * Q[t0, k]
+                M[i, k] = v
+                probe += v * zero
             j += 1
+    return probe == zero
 
 
 @jit
@@ -523,13 +552,16 @@ def _apply(coef, lam, x, H, D, Din, R, scored, tW, tA, tB, MW, MA, MB, I, c, rel
     ``coef = 1`` accumulates a gradient, ``coef = -eta`` is an SGD step. ``MW`` is in the
     kernels' layout: with ``relu`` it is ``W^T`` and receives ``sum_t outer(h_{t-1}, D[t])``
     row by row over the nonzero ``h_{t-1,k}``; otherwise the dense rank update.
+
+    Returns ``False`` if the ReLU ``W`` update wrote a non-finite entry, else ``True``.
     """
     m = H.shape[1]
     L, d_in = x.shape
     d = R.shape[1]
     zero = MW.dtype.type(0)
+    finite = True
     if tW and relu:
-        _rank_update_sparse(coef, H, D, L, MW, I, c)
+        finite = _rank_update_sparse(coef, H, D, L, MW, I, c)
     elif tW:
         _rank_update_dense(coef, D, H, MW)
     if tA:
@@ -546,6 +578,7 @@ def _apply(coef, lam, x, H, D, Din, R, scored, tW, tA, tB, MW, MA, MB, I, c, rel
                     ct = coef * lam * R[t, s]
                     for i in range(m):
                         MB[s, i] += ct * H[t + 1, i]
+    return finite
 
 
 # Batch kernels
@@ -554,7 +587,12 @@ def _apply(coef, lam, x, H, D, Din, R, scored, tW, tA, tB, MW, MA, MB, I, c, rel
 @jit
 def _trajectories(cell, W, A, V, C, bias, X, use_c, Hs, Es, Zs, H, U, Z, I):  # noqa: N803
     """Per-sample forward passes (no BLAS): ``Hs[k, t] = h_t``, ``Es[k, t] = e_t`` (the gate's
-    for minimal) and, for minimal, ``Zs[k, t] = z_t``."""
+    for minimal) and, for minimal, ``Zs[k, t] = z_t``; all NaN for a ReLU ``W`` that is not
+    finite (see the module)."""
+    if cell == RELU and not _all_finite(W):
+        Hs[:] = np.nan
+        Es[:] = np.nan
+        return
     for k in range(X.shape[0]):
         if cell == MINIMAL:
             _minimal_forward(W, A, V, C, bias, X[k], use_c, H, U, Z, Es[k])
@@ -568,12 +606,15 @@ def _trajectories(cell, W, A, V, C, bias, X, use_c, Hs, Es, Zs, H, U, Z, I):  # 
 def _loss_and_grad(cell, W, A, B, V, C, bias, X, Y, lam, scored, K, tW, tA, tB, use_c,
                    gW, gA, gB, H, U, Z, D, G, R, S, I, c):  # fmt: skip
     """Total loss over the batch; ``gW``, ``gA``, ``gB`` receive the summed gradients of the
-    trained matrices (zeroed first; not divided by n; ``gW`` in the layout of ``W``)."""
+    trained matrices (zeroed first; not divided by n; ``gW`` in the layout of ``W``). NaN
+    (gradients left zero) for a ReLU ``W`` that is not finite (see the module)."""
     zero = W.dtype.type(0)
     one = W.dtype.type(1)
     gW[:, :] = zero
     gA[:, :] = zero
     gB[:, :] = zero
+    if cell == RELU and not _all_finite(W):
+        return np.nan
     need_back = tW or tA
     need_din = tA
     Din = G if cell == MINIMAL else D
@@ -592,12 +633,18 @@ def _sgd_chunk(cell, W, A, B, V, C, bias, X, Y, order, lam, eta, scored, K, tW, 
     place (``W`` in the kernels' layout; all gradients are taken at the pre-step weights).
 
     ``losses[k]`` receives the loss of step ``k`` before its update. Returns the number of
-    steps taken; fewer than ``len(order)`` when a loss is not finite (that step is not applied).
+    steps taken; fewer than ``len(order)`` when the run diverged at step ``k = n_steps``: its
+    loss is not finite (the step is not applied; a ReLU ``W`` that is not finite on entry
+    counts as a NaN loss at step 0), or its ReLU ``W`` update overflowed (the step was
+    applied, and ``W`` holds the non-finite entries; see the module).
     """
     neg = -eta
     need_back = tW or tA
     need_din = tA
     Din = G if cell == MINIMAL else D
+    if cell == RELU and order.shape[0] > 0 and not _all_finite(W):
+        losses[0] = np.nan
+        return 0
     for k in range(order.shape[0]):
         j = order[k]
         loss = _sample(cell, W, A, B, V, C, bias, X[j], Y[j], lam, scored, K, need_back,
@@ -605,5 +652,7 @@ def _sgd_chunk(cell, W, A, B, V, C, bias, X, Y, order, lam, eta, scored, K, tW, 
         losses[k] = loss
         if not np.isfinite(loss):
             return k
-        _apply(neg, lam, X[j], H, D, Din, R, scored, tW, tA, tB, W, A, B, I, c, cell == RELU)
+        if not _apply(neg, lam, X[j], H, D, Din, R, scored, tW, tA, tB, W, A, B, I, c,
+                      cell == RELU):
+            return k
     return order.shape[0]

@@ -535,8 +535,11 @@ def sgd_chunk(
     Returns
     -------
     n_steps : int
-        Steps taken; less than ``len(order)`` if a loss was NaN/Inf (the run diverged at step
-        ``n_steps``, which was not applied).
+        Steps taken; less than ``len(order)`` if the run diverged at step ``n_steps``: its loss
+        was NaN/Inf (the step was not applied), or, for the ReLU cell, its ``W`` update
+        overflowed (the step was applied; ``W`` holds the non-finite entries). A ReLU ``W``
+        that is not finite on entry diverges at step 0 (the ReLU kernels skip closed units, so
+        they check for it rather than rely on ``0 * inf = NaN``).
     losses : ndarray of shape (len(order),), float64
         Per-step loss before the update (entries after a divergence are unspecified); a view
         of the ``losses`` buffer when one was given.
