@@ -317,20 +317,25 @@ def test_resnet_hard_instance(rng):
         resnet_hard.Config(d_in=10, d1=12)
 
 
-@pytest.mark.parametrize("version, k", [("v2", 8), ("final", 15)])
-def test_resnet_parity_experiment(version, k, rng):
-    c = resnet_parity.make(resnet_parity.Config(version=version), None)
+@pytest.mark.parametrize("version, k, g", [("v2", 8, None), ("final", 15, None),
+                                           ("v2", 8, "shared"), ("final", 15, "cyclic")])
+def test_resnet_parity_experiment(version, k, g, rng):
+    c = resnet_parity.make(resnet_parity.Config(version=version, g=g), None)
     X, Y = c.sample(4000, rng)
     assert X.shape == (4000, 30) and Y.shape == (4000, k) and set(np.unique(X)) == {-1.0, 1.0}
     F = X[:, 0 : 2 * k : 2] * X[:, 1 : 2 * k : 2]
     npt.assert_array_equal(c.F(X), F)
-    if version == "v2":  # pacsim's documented choice: y_r y_{r+1} y_{r+2} y_{r+3}, mod 8
-        G0, G7 = F[:, 0] * F[:, 1] * F[:, 2] * F[:, 3], F[:, 7] * F[:, 0] * F[:, 1] * F[:, 2]
+    cyclic = (g or {"v2": "cyclic", "final": "shared"}[version]) == "cyclic"
+    assert c.info()["g"] == ("cyclic" if cyclic else "shared")
+    if cyclic:  # v2, pacsim's documented choice: y_r y_{r+1} y_{r+2} y_{r+3}, mod k
+        G0 = F[:, 0] * F[:, 1] * F[:, 2] * F[:, 3]
+        Glast = F[:, k - 1] * F[:, 0] * F[:, 1] * F[:, 2]
         npt.assert_array_equal(c.G(F)[:, 0], G0)
-        npt.assert_array_equal(c.G(F)[:, 7], G7)
-    else:  # G_i = (-1)^i y1 y2 y3 y4, i = 1..15
+        npt.assert_array_equal(c.G(F)[:, k - 1], Glast)
+    else:  # final: G_i = (-1)^i y1 y2 y3 y4, i = 1..k
         npt.assert_array_equal(c.G(F)[:, 0], -F[:, 0] * F[:, 1] * F[:, 2] * F[:, 3])
         npt.assert_array_equal(c.G(F)[:, 1], F[:, 0] * F[:, 1] * F[:, 2] * F[:, 3])
+        npt.assert_array_equal(c.G(F)[:, k - 1], (-1) ** k * F[:, 0] * F[:, 1] * F[:, 2] * F[:, 3])
     # the "G not learned" floor: predicting beta F leaves exactly k alpha^2
     npt.assert_allclose(np.sum((Y - F) ** 2, axis=1), k * 0.09)
     assert c.info()["floor_G_not_learned"] == pytest.approx(k * 0.09)

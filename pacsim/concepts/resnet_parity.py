@@ -15,9 +15,14 @@ x uniform on ``{-1, 1}^30`` (not normalised; no 1/2 coordinate), ``H = beta F + 
 * ``version = "final"`` (NeurIPS / later arXiv, [SLIDES]): ``k = 15``,
   ``F = (x1 x2, ..., x29 x30)``, ``G_i(y) = (-1)^i y1 y2 y3 y4`` for ``i = 1..15``.
 
-``alpha = 0.3`` in both. Every F-coordinate and every G-coordinate is a distinct parity of x,
-so they are orthogonal: ``E||H||^2 = k (beta^2 + alpha^2)``, and predicting F alone leaves the
-test error ``k alpha^2`` (0.72 for v2, 1.35 for final): the paper's "G not learned" floor.
+``g`` swaps the pattern of G between the versions: ``"shared"`` with v2 is the final version's
+``G_r = (-1)^r y1 y2 y3 y4`` on v2's eight outputs (one degree-8 parity of x for every output,
+instead of eight different ones), the other reading of v2's printed G.
+
+``alpha = 0.3`` in both. Every F-coordinate is a parity of x of degree 2 and every
+G-coordinate one of degree 8, so F and G are orthogonal: ``E||H||^2 = k (beta^2 + alpha^2)``,
+and predicting F alone leaves the test error ``k alpha^2`` (0.72 for v2, 1.35 for final): the
+paper's "G not learned" floor.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ KIND = "vector"
 SUMMARY = "AZL-ResNet experiment: x on {-1,1}^30, F = pairwise products, G = 4-fold products of F"
 FORMULA = ("H(x) = beta F(x) + alpha G(F(x)); F_r = x_{2r-1} x_{2r}; v2: k = 8, "
            "G_r(y) = y_r y_{r+1} y_{r+2} y_{r+3} (mod 8); final: k = 15, "
-           "G_i(y) = (-1)^i y1 y2 y3 y4")
+           "G_i(y) = (-1)^i y1 y2 y3 y4; g swaps the two patterns of G")
 SOURCE = ("Allen-Zhu & Li, arXiv 1905.10337, experiments (v2 Sec. A / Fig. 2; final version via "
           "slides); shared/research/resnet_kernels.md sections 1.8, 5.1")
 LABEL_SCALE = ("E||H||^2 = k (beta^2 + alpha^2); error floor without G: k alpha^2 "
@@ -43,6 +48,8 @@ LABEL_SCALE = ("E||H||^2 = k (beta^2 + alpha^2); error floor without G: k alpha^
 
 D_IN = 30
 K = {"v2": 8, "final": 15}
+#: The pattern of G of each version (``g = None``).
+DEFAULT_G = {"v2": "cyclic", "final": "shared"}
 
 
 class Config(Frozen):
@@ -51,6 +58,9 @@ class Config(Frozen):
     family: Literal["resnet-parity"] = "resnet-parity"
     version: Literal["v2", "final"] = Field("v2", description="v2: k = 8 (arXiv v2); final: "
                                             "k = 15 (final version)")
+    g: Literal["cyclic", "shared"] | None = Field(
+        None, description="pattern of G: cyclic G_r = y_r y_{r+1} y_{r+2} y_{r+3} (mod k), or "
+        "shared G_r = (-1)^r y1 y2 y3 y4; None: the version's (v2 cyclic, final shared)")
     alpha: Annotated[float, Field(ge=0, lt=1, description="weight of G(F)")] = 0.3
     beta: NonNegFloat = Field(1.0, description="weight of the base signal F")
     noise: NonNegFloat = Field(0.0, description="label noise std")
@@ -70,6 +80,7 @@ class ParityConcept:
     alpha: float
     beta: float
     noise: float
+    g: str = ""  #: "cyclic" or "shared" ("": the version's)
     cfg: Any = field(default=None, compare=False)
 
     family = "resnet-parity"
@@ -85,9 +96,14 @@ class ParityConcept:
         k = self.d
         return x[:, 0 : 2 * k : 2] * x[:, 1 : 2 * k : 2]
 
+    @property
+    def g_pattern(self) -> str:
+        """``"cyclic"`` or ``"shared"``: the pattern of G (``g``, or the version's)."""
+        return self.g or DEFAULT_G[self.version]
+
     def G(self, y: np.ndarray) -> np.ndarray:  # noqa: N802 - paper notation
         k = self.d
-        if self.version == "v2":
+        if self.g_pattern == "cyclic":
             return np.stack([np.prod(y[:, [(r + j) % k for j in range(4)]], axis=1)
                              for r in range(k)], axis=1)
         signs = np.array([(-1.0) ** i for i in range(1, k + 1)])
@@ -108,7 +124,7 @@ class ParityConcept:
 
     def info(self) -> dict[str, float | int | str]:
         """The paper's "G not learned" floor k alpha^2 (summed squared error)."""
-        return {"floor_G_not_learned": self.d * self.alpha**2,
+        return {"g": self.g_pattern, "floor_G_not_learned": self.d * self.alpha**2,
                 "label_mean_sq": self.d * (self.beta**2 + self.alpha**2),
                 "fingerprint": persist.fingerprint(self)}
 
@@ -119,4 +135,4 @@ CONCEPT = ParityConcept
 def make(cfg: Config, rng: np.random.Generator) -> ParityConcept:
     """The target of ``cfg`` (deterministic; ``rng`` is not used)."""
     return ParityConcept(version=cfg.version, alpha=float(cfg.alpha), beta=float(cfg.beta),
-                         noise=float(cfg.noise), cfg=cfg)
+                         noise=float(cfg.noise), g=cfg.g or "", cfg=cfg)
