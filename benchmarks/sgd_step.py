@@ -20,10 +20,14 @@ counts set to 1 before numpy, numba or torch is imported). Each figure is the me
 timing, one step of each implementation on a tiny float64 case of each cell must give the same
 updated ``W``.
 
+``--learner`` also times the feed-forward learners (``resnet``, ``mlp2``, ``mlp3``) the same
+way, through ``benchmarks/ff_step.py`` (its docstring says what it measures), so one run covers
+every SGD learner; by default only the RNN runs.
+
 Run it by hand (torch is optional and never a pacsim dependency)::
 
     python benchmarks/sgd_step.py [--dtype float32 float64] [--cell relu tanh minimal]
-                                  [--repeats 5] [--steps N]
+                                  [--learner rnn resnet mlp2 mlp3] [--repeats 5] [--steps N]
 """
 
 # ruff: noqa: E402  (the thread counts must be set before numpy, numba or torch is imported)
@@ -51,6 +55,8 @@ else:
     torch.set_num_threads(1)
 
 WIDTHS = (64, 256, 1024)
+#: The feed-forward SGD learners (timed by ff_step.py).
+FF_LEARNERS = ("resnet", "mlp2", "mlp3")
 L = 16
 D_X = 8
 D = 1
@@ -310,11 +316,24 @@ def main(argv=None):
     )
     parser.add_argument("--cell", nargs="+", choices=rnn.CELLS, default=list(rnn.CELLS))
     parser.add_argument("--width", nargs="+", type=int, default=list(WIDTHS))
+    parser.add_argument(
+        "--learner", nargs="+", choices=("rnn", *FF_LEARNERS), default=["rnn"],
+        help="SGD learners to time (the feed-forward ones through ff_step.py)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--steps", type=int, default=None, help=f"steps per repeat (default {DEFAULT_STEPS})"
     )
     args = parser.parse_args(argv)
+    if "rnn" in args.learner:
+        bench_rnn(args)
+    ff = [a for a in FF_LEARNERS if a in args.learner]
+    if ff:
+        bench_ff(args, ff)
+
+
+def bench_rnn(args):
+    """The RNN tables: every cell, dtype and width of ``args``."""
     print_header(args.repeats)
     check_agreement(args.cell)
     for cell in args.cell:
@@ -325,6 +344,23 @@ def main(argv=None):
                 steps = args.steps or DEFAULT_STEPS.get(m, max(10, int(4e7 / (m * m * L))))
                 rows.append((m, steps, bench_width(m, dtype, cell, steps, args.repeats)))
             print_table(cell, dtype, rows)
+
+
+def bench_ff(args, archs):
+    """The feed-forward learners ``archs`` at the widths of ``ff_step.py``, per dtype."""
+    import ff_step  # beside this file: python puts the script's folder on sys.path
+
+    for name in args.dtype:
+        dtype = np.dtype(name).type
+        print()
+        ff_step.print_header(dtype, args.repeats)
+        ff_step.check_agreement()
+        rows = []
+        for arch in archs:
+            for m in ff_step.WIDTHS:
+                steps = args.steps or ff_step.DEFAULT_STEPS.get(m, 100)
+                rows.append((arch, m, steps, ff_step.bench(arch, m, dtype, steps, args.repeats)))
+        ff_step.print_table(rows)
 
 
 if __name__ == "__main__":
