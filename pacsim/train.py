@@ -33,7 +33,8 @@ CHUNK = 4096
 class RunResult:
     """Outcome of one run: one row per checkpoint, plus run-level facts."""
 
-    rows: list[dict] = field(default_factory=list)  #: n, test_mse, test_nmse, val_nmse, train_loss
+    #: n, test_mse, test_nmse, val_nmse, train_loss (and fit.*: a closed-form fit's choices)
+    rows: list[dict] = field(default_factory=list)
     status: str = "ok"  #: "ok" or "diverged"
     diverged_step: int | None = None  #: 1-based step whose loss was NaN/Inf
     eta: float = math.nan  #: the raw SGD step size used
@@ -70,8 +71,9 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
     result = RunResult(test_label_var=test.var)
     result.info = {**{f"concept_info.{k}": v for k, v in concept.info().items()}}
 
-    def evaluate(n, train_loss):
+    def evaluate(n, train_loss, fit=None):
         row = {"n": int(n), "train_loss": train_loss, **test.errors(learner, "test")}
+        row.update({f"fit.{k}": v for k, v in (fit or {}).items()})
         row["val_nmse"] = val.errors(learner, "val")["val_nmse"] if val else math.nan
         if not np.isfinite(row["test_mse"]):  # weights blew up after the last finite loss
             result.status = "diverged"
@@ -83,7 +85,7 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
         inputs = learner.encode(X)
         for n in checkpoints:  # nested training sets: the first n samples
             learner.fit(inputs[:n], Y[:n], streams(seed).sgd)  # same split rule at every n
-            evaluate(n, math.nan)
+            evaluate(n, math.nan, learner.info())  # this fit's choices, as fit.* columns
     elif tc.protocol == "online":
         result.eta = eta = learner.step_size(lr, tc.lr_units)
         done = 0

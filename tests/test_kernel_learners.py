@@ -116,7 +116,7 @@ def test_concept_kinds_are_checked_at_config_validation():
 
 def test_sweep_runs_sgd_rnn_and_kernels_side_by_side(tmp_path):
     """One cell per learner, the same test set per seed, an N_eps row per cell, and the chosen
-    ridges in the results table."""
+    ridges in the results table (per checkpoint as fit.*, the last as learner_info.*)."""
     cfg = parse_sweep({
         "name": "rnn-vs-kernels",
         "seeds": [0, 1],
@@ -140,6 +140,11 @@ def test_sweep_runs_sgd_rnn_and_kernels_side_by_side(tmp_path):
     assert kernel_rows["learner_info.ridge"].isin(krr.RIDGES).all()
     assert (kernel_rows["steps"] == 0).all()
     assert set(kernel_rows["n"]) == {8, 16, 32, 64, 128}  # refitted at every checkpoint
+    assert kernel_rows["fit.ridge"].isin(krr.RIDGES).all()  # each checkpoint's own choice
+    assert kernel_rows["fit.val_mse"].notna().all()
+    assert res.loc[res["model.kind"] == "rnn", "fit.ridge"].isna().all()
+    last = kernel_rows[kernel_rows["n"] == 128]  # learner_info: the last fit's
+    npt.assert_array_equal(last["fit.ridge"], last["learner_info.ridge"])
     sc = pd.read_parquet(tmp_path / "rnn-vs-kernels" / "sample_complexity.parquet")
     assert sorted(sc["model"]) == ["ntk(depth=2)", "rnn", "rntk"]  # one N_eps row per cell
     assert (sc["n_eps"].notna() | sc["censored"]).all()
