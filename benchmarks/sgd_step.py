@@ -16,7 +16,8 @@ order from the same initial weights, in the same dtype:
 
 Everything runs on one thread (``torch.set_num_threads(1)``; OMP/OpenBLAS/MKL/Numba thread
 counts set to 1 before numpy, numba or torch is imported). Each figure is the median over
-``--repeats`` repeats of ``--steps`` steps; the ratio is torch time over pacsim time. Before
+``--repeats`` repeats of ``--steps`` steps, the implementations taking turns in every round of
+repeats; the ratio is torch time over pacsim time. Before
 timing, one step of each implementation on a tiny float64 case of each cell must give the same
 updated ``W``.
 
@@ -217,21 +218,26 @@ def check_agreement(cells):
     print(f"check: OK (m=8, L=5, float64, cells {', '.join(cells)}: pacsim and torch agree)")
 
 
-def median_us_per_step(sgd, reset, order, repeats):
-    """Median over repeats of the wall time per step of ``sgd(order)``, in µs.
+def median_us_per_step(impls, order, repeats):
+    """Median over repeats of the wall time per step of each implementation, in µs.
 
-    ``reset()`` restores the initial weights before every repeat, outside the timed region;
-    two untimed steps first warm up (compile pacsim, load torch kernels).
+    ``impls`` maps a name to ``(sgd, reset)``: ``sgd(order)`` runs the steps and ``reset()``
+    restores the initial weights before every repeat, outside the timed region. Two untimed
+    steps of each first warm up (compile pacsim, load torch kernels). The repeats interleave
+    the implementations (one of each per round), so a change of load on a shared machine
+    falls on all of them alike and the ratios stay fair.
     """
-    reset()
-    sgd(order[:2])
-    times = []
-    for _ in range(repeats):
+    times = {name: [] for name in impls}
+    for sgd, reset in impls.values():
         reset()
-        t0 = time.perf_counter()
-        sgd(order)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) / len(order) * 1e6
+        sgd(order[:2])
+    for _ in range(repeats):
+        for name, (sgd, reset) in impls.items():
+            reset()
+            t0 = time.perf_counter()
+            sgd(order)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) / len(order) * 1e6 for name, t in times.items()}
 
 
 def bench_width(m, dtype, cell, steps, repeats):
@@ -240,29 +246,24 @@ def bench_width(m, dtype, cell, steps, repeats):
     eta = 1e-4 / m
     order = np.arange(steps) % N_SAMPLES
     W0 = p.W.copy()
-    out = {
-        "pacsim": median_us_per_step(
-            lambda o: pacsim_sgd(p, X, Y, eta, o), lambda: np.copyto(p.W, W0), order, repeats
-        )
-    }
-    if torch is None:
-        return out
-    for name, sgd, grad in (
-        ("torch manual", torch_manual_sgd, False),
-        ("torch autograd", torch_autograd_sgd, True),
-    ):
-        W, *rest = to_torch(p, X, Y, requires_grad=grad)
-        W_init = W.detach().clone()
+    impls = {"pacsim": (lambda o: pacsim_sgd(p, X, Y, eta, o), lambda: np.copyto(p.W, W0))}
+    if torch is not None:
+        for name, sgd, grad in (
+            ("torch manual", torch_manual_sgd, False),
+            ("torch autograd", torch_autograd_sgd, True),
+        ):
+            W, *rest = to_torch(p, X, Y, requires_grad=grad)
+            W_init = W.detach().clone()
 
-        def run(o, sgd=sgd, W=W, rest=rest):
-            sgd(cell, W, *rest, eta, o.tolist())
+            def run(o, sgd=sgd, W=W, rest=rest):
+                sgd(cell, W, *rest, eta, o.tolist())
 
-        def reset(W=W, W_init=W_init):
-            with torch.no_grad():
-                W.copy_(W_init)
+            def reset(W=W, W_init=W_init):
+                with torch.no_grad():
+                    W.copy_(W_init)
 
-        out[name] = median_us_per_step(run, reset, order, repeats)
-    return out
+            impls[name] = (run, reset)
+    return median_us_per_step(impls, order, repeats)
 
 
 def print_header(repeats):
