@@ -426,9 +426,9 @@ class _Sweep:
         results = results_table(self.cfg, s.cells, units, self.records)
         write_parquet(results, self.run_dir.path / "results.parquet")
         uniq = {u.id: u for u in units}
+        failed = [u for u in uniq.values() if self.records[u.id]["result"]["status"] == "failed"]
         capped = {c: "max_wall_s" for c, p in enumerate(s.planners) if p.timed_out}
-        capped.update({u.cell: "failed" for u in uniq.values()
-                       if self.records[u.id]["result"]["status"] == "failed"})
+        capped.update({u.cell: "failed" for u in failed})
         sc = sample_complexity_table(self.cfg, s.cells, results, capped)
         write_parquet(sc, self.run_dir.path / "sample_complexity.parquet")
         statuses = [self.records[i]["result"]["status"] for i in uniq]
@@ -438,12 +438,11 @@ class _Sweep:
         o.n_diverged = statuses.count("diverged")
         o.n_timeout = statuses.count("timeout")
         o.n_censored = int(sc["censored"].sum())
-        for u in uniq.values():
-            res = self.records[u.id]["result"]
-            if res["status"] == "failed":
-                where = ", ".join(f"{k}={section_label(v)}" for k, v in s.cells[u.cell][0].items())
-                o.failures.append(f"cell {u.cell}{f' ({where})' if where else ''} seed {u.seed} "
-                                  f"lr {u.lr:g} n {u.checkpoints[-1]}: {res['error']}")
+        for u in failed:
+            error = self.records[u.id]["result"]["error"]
+            where = ", ".join(f"{k}={section_label(v)}" for k, v in s.cells[u.cell][0].items())
+            o.failures.append(f"cell {u.cell}{f' ({where})' if where else ''} seed {u.seed} "
+                              f"lr {u.lr:g} n {u.checkpoints[-1]}: {error}")
         return o
 
 

@@ -87,10 +87,11 @@ def _elman_forward(Wk, A, x, relu, H, E, I):  # noqa: N803
         e = H[t + 1]  # the pre-activation e_t = A x_t + W h_{t-1}, then h_t in place
         e[:] = zero
         _gemv_add(A, x[t], e)
-        if t > 0 and relu:  # h_{-1} = 0: position 0 has no recurrent term
-            _axpy_rows(Wk, H[t], e, I)  # sum over the open units k of h_{t-1,k} W^T[k]
-        elif t > 0:
-            _gemv_add(Wk, H[t], e)
+        if t > 0:  # h_{-1} = 0: position 0 has no recurrent term
+            if relu:  # sum over the open units k of h_{t-1,k} W^T[k]
+                _axpy_rows(Wk, H[t], e, I)
+            else:
+                _gemv_add(Wk, H[t], e)
         for i in range(m):
             s = e[i]
             E[t, i] = s
