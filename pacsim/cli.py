@@ -31,19 +31,23 @@ def main():
                    "implies --executor dask.")
 @click.option("--retry-failed", is_flag=True,
               help="Run again the stored runs that failed (by default they are kept).")
+@click.option("--keep-stale", is_flag=True,
+              help="Reuse stored runs computed by other pacsim code (other numerics or result "
+                   "columns); by default they are recomputed. Either way their count is shown.")
 @click.option("--wait", is_flag=True,
               help="If another sweep is writing to the run folder, wait for it to finish "
                    "instead of exiting with status 75.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: a bar on a terminal, a log line every 30 s "
                    "otherwise].")
-def sweep(config, out, workers, executor, scheduler, retry_failed, wait, progress):
+def sweep(config, out, workers, executor, scheduler, retry_failed, keep_stale, wait, progress):
     """Run (or resume) the sweep in CONFIG, a TOML file.
 
     Writes OUT/<name>/results.parquet (one row per run and evaluated sample size) and
     OUT/<name>/sample_complexity.parquet (N_eps per cell, bootstrap CI, censored flag).
     Finished runs are kept as they finish; running the same command again trains only
-    what is missing. Exit status: 0 done; 1 a run failed (summary on stderr) or bad
+    what is missing; stored runs computed by other pacsim code are recomputed (or, with
+    --keep-stale, reused), and their count is shown first. Exit status: 0 done; 1 a run failed (summary on stderr) or bad
     input; 75 the run folder is in use by another sweep; 130 interrupted.
     """
     from .config import load_sweep
@@ -59,7 +63,8 @@ def sweep(config, out, workers, executor, scheduler, retry_failed, wait, progres
         cfg = load_sweep(config)
         o = run_sweep(cfg, out=out, workers=workers, progress=progress,
                       executor=executor or "local", scheduler=scheduler,
-                      retry_failed=retry_failed, wait=wait, on_wait=waiting)
+                      retry_failed=retry_failed, keep_stale=keep_stale, wait=wait,
+                      on_wait=waiting, on_stale=lambda line: click.echo(line, err=True))
     reused = o.n_runs - o.n_trained
     timeout = f", {o.n_timeout} timed out" if o.n_timeout else ""
     click.echo(
@@ -98,6 +103,9 @@ def status(run_dir):
         f"censored); runs: {s['done']} ok, {s['diverged']} diverged, {s['timeout']} timed out, "
         f"{s['failed']} failed, {s['pending']} pending{more}"
     )
+    if s["stale"]:
+        click.echo(f"{s['stale']} stored runs were computed by other pacsim code; the next "
+                   "`pacsim sweep` recomputes them (they count as pending above)")
     click.echo(f"running now: {s['holder']}" if s["holder"] else "not running")
 
 

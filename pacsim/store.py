@@ -9,9 +9,12 @@ Layout of ``runs/<sweep name>/``::
     sample_complexity.parquet   one row per cell: n_eps, CI, censored
     figures/                    written by ``pacsim plot``
 
-A run id is a hash of everything that determines the run's numbers (its resolved config, seed,
-step size, checkpoints) plus :data:`CODE_VERSION`, so re-running a sweep finds finished runs
-and skips them, and changing one knob reruns only what it touches.
+A run id is a hash of everything in the config that determines the run's numbers (its
+resolved config, seed, step size, checkpoints), so re-running a sweep finds finished runs and
+skips them, and changing one knob reruns only what it touches. Each record also stores the
+versions of the code that computed it (``code``: :func:`pacsim.identity.versions`, derived from
+a probe of the numerics and of the row schema); a sweep treats a record from other code as
+stale (:func:`is_current`).
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ from pathlib import Path
 
 from .errors import PacsimError
 
-#: Bump when a change alters the numbers a run produces (invalidates stored runs).
-CODE_VERSION = "1"
+#: Version of the run-key format hashed into run ids (not of the code: records carry that).
+KEY_FORMAT = "1"
 
 #: The temporary files of :func:`write_atomic` and :func:`write_parquet`: ``.<name>.<random>``.
 _TEMPORARY = re.compile(r"^\.[^.].*\.(json|parquet)\.[^.]+$")
@@ -54,7 +57,20 @@ class RunDirBusy(PacsimError):
 def run_id(key: dict) -> str:
     """Stable 16-hex-digit id of a run from its canonical JSON key."""
     text = json.dumps(key, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{CODE_VERSION}:{text}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{KEY_FORMAT}:{text}".encode()).hexdigest()[:16]
+
+
+def code_versions() -> dict[str, str]:
+    """The versions of today's code that a stored run must match to be reused."""
+    from .identity import versions
+
+    return dict(versions())
+
+
+def is_current(record: dict) -> bool:
+    """Whether ``record`` was computed by code with today's numerics and row schema (a record
+    written before records carried versions is not)."""
+    return record.get("code") == code_versions()
 
 
 class RunDir:
@@ -105,6 +121,22 @@ class RunDir:
         text = json.dumps(record)
         write_atomic(self.units / f"{record['id']}.json", text.encode(), durable=False)
         return json.loads(text)
+
+    def stale_codes(self, current: dict) -> dict[str, int]:
+        """How many stored runs were computed by code other than ``current``, by that code's
+        versions (``"numerics X, schema Y"``, or ``"pacsim before run versions"``). Unreadable
+        files are left to :meth:`load` (which reports and recomputes them)."""
+        out: dict[str, int] = {}
+        for uid in sorted(self.unit_ids()):
+            try:
+                code = json.loads((self.units / f"{uid}.json").read_bytes()).get("code")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if code != current:
+                label = ("pacsim before run versions" if not isinstance(code, dict) else
+                         f"numerics {code.get('numerics')}, schema {code.get('schema')}")
+                out[label] = out.get(label, 0) + 1
+        return out
 
     def unit_ids(self) -> set[str]:
         """Ids of every stored run file (finished or not yet checked)."""

@@ -45,7 +45,7 @@ from .executors import (
     make_executor,
     run_task,
 )
-from .store import RunDir, provenance, run_id, write_atomic, write_parquet
+from .store import RunDir, code_versions, is_current, provenance, run_id, write_atomic, write_parquet
 
 __all__ = ["WORKER_ENV", "SweepOutcome", "Unit", "run_sweep", "sweep_status", "results_table",
            "sample_complexity_table", "Budget", "budget"]
@@ -105,6 +105,7 @@ class SweepOutcome:
     wall_s: float = 0.0
     executor: str = ""
     failures: list[str] = field(default_factory=list)  #: one line per failed run
+    n_stale: int = 0  #: stored runs of other code found (recomputed, or kept with keep_stale)
 
 
 class SweepInterrupted(PacsimError):
@@ -122,8 +123,10 @@ def run_sweep(
     executor: str = "local",
     scheduler: str | None = None,
     retry_failed: bool = False,
+    keep_stale: bool = False,
     wait: bool = False,
     on_wait=None,
+    on_stale=None,
 ) -> SweepOutcome:
     """Run (or resume) a sweep and write its tables to ``out/<cfg.name>/``.
 
@@ -144,6 +147,10 @@ def run_sweep(
         Address of a running Dask scheduler (``tcp://host:8786``); implies ``executor="dask"``.
     retry_failed : bool
         Run again the stored runs that failed (by default they are kept, and reported).
+    keep_stale : bool
+        Reuse stored runs computed by other code (other numerics or row schema,
+        :func:`pacsim.store.is_current`); by default they are recomputed. Either way
+        ``on_stale(line)`` is called with one line saying how many there are, before any work.
     wait : bool
         If another sweep holds the run folder, wait for it (default: raise
         :class:`pacsim.store.RunDirBusy` at once). ``on_wait(holder)`` is called first.
@@ -166,9 +173,12 @@ def run_sweep(
         # keys written in [base.*], so this is what rebuilds the same sweep
         write_atomic(run_dir.path / "sweep.json",
                      cfg.model_dump_json(indent=2, exclude_unset=True).encode())
-        sweep = _Sweep(cfg, run_dir, retry_failed=retry_failed)
+        sweep = _Sweep(cfg, run_dir, retry_failed=retry_failed, keep_stale=keep_stale)
+        if sweep.n_stale and on_stale is not None:
+            on_stale(sweep.stale_message())
         sweep.run(executor, workers, scheduler, progress)
         outcome = sweep.tabulate()
+    outcome.n_stale = sweep.n_stale
     outcome.wall_s = time.perf_counter() - t0
     return outcome
 
@@ -219,7 +229,7 @@ def sweep_status(path: str | Path) -> tuple[pd.DataFrame, dict]:
                "more": sweep.search.runs_left(),
                "censored": int((df["state"] == "censored").sum()),
                "finished_cells": int(df["state"].isin(["done", "censored"]).sum()),
-               "holder": run_dir.holder()}
+               "stale": sweep.n_stale, "holder": run_dir.holder()}
     return df, summary
 
 
@@ -239,7 +249,9 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
                      "status": res["status"], "diverged_step": res["diverged_step"],
                      "error": res.get("error"), "message": res.get("message"),
                      "test_label_var": res["test_label_var"], "wall_s": res["wall_s"],
-                     **res.get("info", {}), **rec["provenance"]})
+                     **res.get("info", {}), **rec["provenance"],
+                     **{f"code_{k}": (rec.get("code") or {}).get(k)
+                        for k in ("numerics", "schema")}})
         by_n = {r["n"]: r for r in res["rows"]}
         for n in unit.checkpoints:  # a checkpoint after a divergence or failure is not reached
             r = by_n.get(n)
@@ -319,10 +331,15 @@ def cell_id(spec: RunSpec) -> str:
 class _Sweep:
     """One invocation: the search over stored runs, the runs it launches, the tables."""
 
-    def __init__(self, cfg: SweepConfig, run_dir: RunDir, retry_failed=False, quiet=False):
+    def __init__(self, cfg: SweepConfig, run_dir: RunDir, retry_failed=False, quiet=False,
+                 keep_stale=False):
         self.cfg, self.run_dir = cfg, run_dir
         self.budget = budget(cfg)
         self.retry_failed = retry_failed
+        self.keep_stale = keep_stale
+        self.code = code_versions()
+        self.stale_codes = run_dir.stale_codes(self.code)  # read before any work
+        self.n_stale = sum(self.stale_codes.values())
         self.records: dict[str, dict] = {}
         self.n_trained = 0
         self.executor_name = ""
@@ -340,7 +357,18 @@ class _Sweep:
         self.records[unit.id] = rec
         return rec
 
+    def stale_message(self) -> str:
+        """One line: how many stored runs are from other code, and what happens to them."""
+        now = f"numerics {self.code['numerics']}, schema {self.code['schema']}"
+        other = "; ".join(f"{n} from {code}" for code, n in sorted(self.stale_codes.items()))
+        what = ("kept as they are (--keep-stale): their rows mix with today's" if self.keep_stale
+                else "recomputing them (pass --keep-stale to reuse them)")
+        return (f"{self.run_dir.path}: {self.n_stale} stored runs were computed by other code "
+                f"({other}; today: {now}); {what}")
+
     def _still_valid(self, rec: dict) -> bool:
+        if not self.keep_stale and not is_current(rec):
+            return False
         status = rec["result"]["status"]
         if status == "failed":
             return not self.retry_failed
@@ -414,7 +442,7 @@ class _Sweep:
             prov = {**provenance(), "started_at": None}
         else:
             result, prov = res["result"], res["provenance"]
-        rec = {"id": unit.id, "unit": unit.key, "result": result,
+        rec = {"id": unit.id, "unit": unit.key, "result": result, "code": self.code,
                "provenance": {**prov, "executor": self.executor_name}}
         if self.budget.max_wall_s is not None:
             rec["budget"] = {"max_wall_s": self.budget.max_wall_s}
