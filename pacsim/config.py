@@ -69,11 +69,23 @@ class TrainConfig(_Frozen):
     """
 
     protocol: Literal["online", "finite"] = "online"
-    #: step size, or a list of step sizes to choose from per cell on the validation set
-    lr: PosFloat | Annotated[tuple[PosFloat, ...], Field(min_length=1)] = 0.5
+    #: "auto": search a geometric grid up to the stability edge (lr_start, lr_factor, lr_max)
+    #: and choose on the validation set; or a step size; or a list of step sizes to choose from
+    lr: Literal["auto"] | PosFloat | Annotated[tuple[PosFloat, ...], Field(min_length=1)] = "auto"
     #: "ntk": eta = lr / T with T the per-sample NTK trace (rnn.ntk_trace); "raw": eta = lr
     lr_units: Literal["ntk", "raw"] = "ntk"
-    epochs: PosInt = 10  #: finite protocol: passes over the N samples, reshuffled each epoch
+    lr_start: PosFloat = 0.25  #: lr = "auto": the first step size tried (far below the edge)
+    lr_factor: Annotated[float, Field(gt=1, le=16)] = 2.0  #: lr = "auto": grid ratio
+    #: lr = "auto": the largest step size tried upwards (the search stops there if nothing
+    #: diverged, and says so: lr_search = "cap")
+    lr_max: PosFloat = 4096.0
+    #: lr = "auto": the smallest step size tried downwards (when the best is the smallest)
+    lr_min: PosFloat = 1e-6
+    epochs: PosInt = 10  #: finite protocol: passes over the N samples (the most, with patience)
+    #: finite protocol, vanilla SGD: stop when the validation error has not improved for this
+    #: many epochs and keep the best epoch's weights (None: run every epoch, keep the last);
+    #: ignored by the online protocol, like epochs
+    patience: PosInt | None = None
     n_test: Annotated[int, Field(ge=2)] = 1000  #: held-out test samples
     n_val: Annotated[int, Field(ge=2)] = 500  #: validation samples (used to choose lr)
     optimizer: Literal["sgd", "momentum"] = "sgd"  #: "momentum": the papers' experimental preset
@@ -89,21 +101,47 @@ class TrainConfig(_Frozen):
             raise ValueError('optimizer = "momentum" needs protocol = "finite"')
         return self
 
+    @model_validator(mode="after")
+    def _patience_needs_vanilla_finite(self):
+        if self.patience is not None and self.optimizer != "sgd":
+            raise ValueError('patience (early stopping) is for vanilla SGD (optimizer = "sgd"); '
+                             'the momentum preset runs all its epochs, as the papers do')
+        if self.lr_min > self.lr_start or self.lr_start > self.lr_max:
+            raise ValueError(f"need lr_min <= lr_start <= lr_max; got {self.lr_min}, "
+                             f"{self.lr_start}, {self.lr_max}")
+        return self
+
     @field_validator("lr", mode="before")
     @classmethod
     def _lr_values(cls, v):
+        if v == "auto":
+            return v
         values = v if isinstance(v, list | tuple) else [v]
         ok = values and all(_is_positive_number(x) for x in values)
         if not ok:
-            raise ValueError("allowed: a positive number or a non-empty list of positive numbers")
+            raise ValueError('allowed: "auto", a positive number or a non-empty list of positive '
+                             "numbers")
         if len(set(values)) != len(values):
             raise ValueError("duplicate step sizes; list each once")
         return tuple(values) if isinstance(v, list | tuple) else v
 
     @property
     def lrs(self) -> tuple[float, ...]:
-        """The candidate step sizes (one when ``lr`` is a number)."""
+        """The step sizes to run first: the list, the one number, or ``lr_start`` for "auto"
+        (whose search then extends the grid, :func:`auto_lr_next`)."""
+        if self.lr == "auto":
+            return (self.lr_start,)
         return self.lr if isinstance(self.lr, tuple) else (self.lr,)
+
+    @property
+    def lr_search(self) -> str:
+        """How the step size is found: "auto" (searched), "list" (chosen from a list) or
+        "fixed" (one value)."""
+        return "auto" if self.lr == "auto" else "list" if isinstance(self.lr, tuple) else "fixed"
+
+    def auto_lr(self, k: int) -> float:
+        """The ``k``-th step size of the "auto" grid: ``lr_start * lr_factor ** k``."""
+        return float(self.lr_start * self.lr_factor ** k)
 
 
 class TargetConfig(_Frozen):

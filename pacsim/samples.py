@@ -106,6 +106,13 @@ def n_eps(
 math_nan = float("nan")
 
 
+def boot_rng(cell_id: str, seeds) -> np.random.Generator:
+    """The bootstrap generator of a cell: derived from the cell's identity (the hex id of its
+    resolved config, ``cell_id`` in the tables) and its seeds, never from its position, so
+    adding a grid value leaves the other cells' CIs unchanged."""
+    return np.random.default_rng(np.random.SeedSequence([int(cell_id, 16), *map(int, seeds)]))
+
+
 class BisectionSearch:
     """Where to evaluate next for the finite protocol: bracket N_eps on a geometric grid, then
     bisect (geometrically) until ``hi / lo - 1 <= rel_tol``.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import json
 import math
 import signal
@@ -237,7 +238,10 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
     """Long-form table: one row per (run, evaluated n), flattened config and provenance.
 
     ``lr_chosen`` marks the rows whose step size the validation set chose at that ``n``
-    (always true with a single step size).
+    (always true with a single step size), ``lr_selected`` is that step size; ``lr_search``
+    says how the step sizes were found ("auto", "list", "fixed") and ``lr_edge`` is the
+    smallest step size at which a run of the same batch (cell and largest ``n``) diverged
+    (NaN if none did: for "auto", the search then stopped at ``lr_max``).
     """
     rows = []
     for unit in units:
@@ -259,22 +263,28 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
                 fill = np.inf if res["status"] in ("diverged", "timeout") else np.nan
                 r = {"n": n, "train_loss": np.nan, "test_mse": fill, "test_nmse": fill,
                      "val_nmse": fill if unit.validate else np.nan}
-            rows.append({**base, **r, "steps": _steps(unit.spec, n)})
+            rows.append({"steps": _steps(unit.spec, n), **base, **r,
+                         "batch_n": unit.checkpoints[-1],
+                         "lr_search": unit.spec.train.lr_search if unit.lr else "none"})
     df = pd.DataFrame(rows)
     if df.empty:
         return df
     df["diverged_step"] = df["diverged_step"].astype("Int64")
+    bad = df[df["status"] == "diverged"].groupby(["cell", "batch_n"])["train.lr"].min()
+    df["lr_edge"] = pd.MultiIndex.from_frame(df[["cell", "batch_n"]]).map(bad.to_dict().get)
+    df["lr_edge"] = df["lr_edge"].astype(float)
     df["lr_chosen"] = True
-    for cell, part in df.groupby("cell", sort=False):
-        spec = cells[cell][1]
-        lrs = list(unit_lrs(spec))
+    df["lr_selected"] = df["train.lr"].astype(float)
+    for _, part in df.groupby("cell", sort=False):
+        lrs = sorted(part["train.lr"].unique())
         if len(lrs) == 1:
             continue
         err, val, ns = _cell_arrays(part, lrs, list(cfg.seeds))
         _, choice = samples.selected_median(err, val)
         chosen = dict(zip(ns.tolist(), np.asarray(lrs)[choice].tolist(), strict=True))
+        df.loc[part.index, "lr_selected"] = part["n"].map(chosen).to_numpy()
         df.loc[part.index, "lr_chosen"] = part["train.lr"].to_numpy() == part["n"].map(chosen)
-    return df
+    return df.drop(columns="batch_n")
 
 
 def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame,
@@ -284,7 +294,9 @@ def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame,
     ``censored_by`` says why a censored cell stopped: the cap it hit, ``"n_max"``,
     ``"max_steps"`` (the sample cap ``n_cap`` that ``target.max_steps`` implies is below
     ``n_max``), ``"max_n"`` (a closed-form learner's sample cap is below ``n_max``) or
-    ``"max_wall_s"`` (runs stopped by the wall-time cap), or ``"failed"`` (a run raised an
+    ``"max_wall_s"`` (runs stopped by the wall-time cap), ``"diverged"`` (at the largest
+    ``n`` every step size's median run diverged), ``"optimisation"`` (finite protocol: the
+    median training error stayed above ``eps``), or ``"failed"`` (a run raised an
     error, listed by ``pacsim status``; ``--retry-failed`` reruns it). ``capped`` maps cells to
     the last two.
     """
@@ -293,18 +305,18 @@ def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame,
     out = []
     for cell, (values, spec) in enumerate(cells):
         df = results[results["cell"] == cell] if len(results) else results
-        lrs = list(unit_lrs(spec))
         seeds = list(cfg.seeds)
         n_cap = _n_cap(cfg, spec)
         if len(df):
+            lrs = sorted(df["train.lr"].unique())
             err, val, ns = _cell_arrays(df, lrs, seeds)
-            rng = np.random.default_rng(np.random.SeedSequence([cell, *seeds]))
-            est = samples.n_eps(err, val, ns, lrs, t.eps, n_boot=t.n_boot, ci=t.ci, rng=rng)
+            est = samples.n_eps(err, val, ns, lrs, t.eps, n_boot=t.n_boot, ci=t.ci,
+                                rng=samples.boot_rng(cell_id(spec), seeds))
         else:  # the caps leave no sample size to try
             est = samples.NEps(np.nan, np.inf, np.inf, True, np.nan)
         by = None
         if est.censored:
-            by = capped.get(cell) or _cap_name(cfg, spec, n_cap)
+            by = capped.get(cell) or _limit(df, t.eps) or _cap_name(cfg, spec, n_cap)
         labels = {k: section_label(v) for k, v in values.items()}
         out.append({"cell": cell, "cell_id": cell_id(spec), **labels,
                     "protocol": spec.train.protocol, "eps": t.eps, "n_max": t.n_max,
@@ -312,6 +324,28 @@ def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame,
                     "ci_lo": est.ci_lo, "ci_hi": est.ci_hi, "censored": est.censored,
                     "censored_by": by, "lr_at_n_eps": est.lr_at_n_eps, "ci": t.ci})
     return pd.DataFrame(out)
+
+
+def _limit(df: pd.DataFrame, eps: float) -> str | None:
+    """Why a censored cell did not reach ``eps``, when its runs say so: ``"diverged"`` (at
+    the largest ``n``, every step size has a seed whose run diverged, so no step size was
+    usable) or ``"optimisation"`` (finite protocol: at the largest ``n`` the median training
+    error of the validation-chosen step size is above ``eps``: the network did not even fit
+    its samples, a limit of optimisation, not of samples). ``None`` otherwise."""
+    if not len(df):
+        return None
+    last = df[df["n"] == df["n"].max()]
+    err = last["test_nmse"].fillna(np.inf)
+    gone = last.assign(err=err).groupby("train.lr").agg(
+        med=("err", "median"), div=("status", lambda s: (s == "diverged").any()))
+    if (~np.isfinite(gone["med"]) & gone["div"]).all():
+        return "diverged"
+    if "train_nmse" in last:
+        chosen = last[last["lr_chosen"]] if "lr_chosen" in last else last
+        tr = chosen["train_nmse"].to_numpy(float)
+        if len(tr) and np.isfinite(tr).any() and np.median(np.where(np.isnan(tr), np.inf, tr)) > eps:
+            return "optimisation"
+    return None
 
 
 def unit_lrs(spec: RunSpec) -> tuple[float, ...]:
@@ -490,11 +524,9 @@ class _Search:
         while cell not in self.waiting and (n := p.next()) is not None:
             batch = self._batch(cell, n)
             p.units.extend(batch)
-            missing = [u for u in batch if self._load(u) is None]
+            missing = self._complete(cell, batch)
             if missing:
-                self.waiting[cell] = batch
                 return missing
-            p.observe(n, *_outcome(self.cfg, batch, self._records))
         return []
 
     def finished(self, unit: Unit) -> list[Unit]:
@@ -503,35 +535,126 @@ class _Search:
         if batch is None or any(u.id not in self._records for u in batch):
             return []
         del self.waiting[unit.cell]
-        self.planners[unit.cell].observe(batch[0].checkpoints[-1],
-                                         *_outcome(self.cfg, batch, self._records))
-        return self.advance(unit.cell)
+        missing = self._complete(unit.cell, batch)
+        return missing or self.advance(unit.cell)
+
+    def _complete(self, cell: int, batch: list[Unit]) -> list[Unit]:
+        """Move ``batch`` on over the stored runs: extend its step-size search while it asks
+        for more, and observe it once it is whole. Returns the runs it still needs (then it
+        waits in :attr:`waiting`), or nothing (observed)."""
+        p = self.planners[cell]
+        while True:
+            missing = [u for u in batch if self._load(u) is None]
+            if missing:
+                self.waiting[cell] = batch
+                return missing
+            lr = _next_lr(self.cells[cell][1], batch, self._records)
+            if lr is None:
+                break
+            more = self._units(cell, batch[0].checkpoints, lr)
+            batch.extend(more)
+            p.units.extend(more)
+        p.observe(batch[0].checkpoints[-1], *_outcome(self.cfg, batch, self._records))
+        return []
 
     def units(self) -> list[Unit]:
         return [u for p in self.planners for u in p.units]
 
     def runs_left(self) -> int:
-        """An upper bound on the runs the searches may still launch (beyond :meth:`units`)."""
+        """An estimate of the runs the searches may still launch (beyond :meth:`units`): an
+        upper bound for fixed step sizes; a step-size search counts as many step sizes as its
+        cell's last batch needed (or ``AUTO_LR_GUESS``), and one more for an open batch."""
         n = 0
         for cell, p in enumerate(self.planners):
+            spec = self.cells[cell][1]
+            per_batch = len(unit_lrs(spec))
+            if spec.train.lr == "auto" and learners.LEARNERS[spec.model.kind].SGD:
+                done = [u for u in p.units if u.checkpoints[-1] == p.units[-1].checkpoints[-1]]
+                per_batch = len({u.lr for u in done}) if done else AUTO_LR_GUESS
+                n += len(self.cfg.seeds) * (cell in self.waiting)
             batches = p.max_left() - (cell in self.waiting)
-            n += max(0, batches) * len(self.cfg.seeds) * len(unit_lrs(self.cells[cell][1]))
+            n += max(0, batches) * len(self.cfg.seeds) * per_batch
         return n
 
     def _batch(self, cell: int, n: int) -> list[Unit]:
-        """The runs evaluating ``n`` samples in ``cell``: every seed and step size."""
+        """The first runs evaluating ``n`` samples in ``cell``: every seed and step size (a
+        step-size search then extends the batch, :meth:`_complete`)."""
         t = self.cfg.target
         spec = self.cells[cell][1]
         if spec.train.protocol == "online":
             checkpoints = tuple(geometric_grid(t.n_min, n, t.points_per_doubling))
         else:
             checkpoints = (n,)
-        lrs = unit_lrs(spec)
-        validate = len(lrs) > 1
-        dump = self._dumps[cell]
-        return [Unit(cell, spec, seed, lr, checkpoints, validate,
-                     run_id(_unit_key(dump, seed, lr, checkpoints, validate)))
-                for seed in self.cfg.seeds for lr in lrs]
+        return [u for lr in unit_lrs(spec) for u in self._units(cell, checkpoints, lr)]
+
+    def _units(self, cell: int, checkpoints: tuple[int, ...], lr: float) -> list[Unit]:
+        """The runs of every seed at step size ``lr``."""
+        spec = self.cells[cell][1]
+        validate = _validates(spec)
+        key = functools.partial(_unit_key, self._dumps[cell], lr=lr, checkpoints=checkpoints,
+                                validate=validate)
+        return [Unit(cell, spec, seed, lr, checkpoints, validate, run_id(key(seed=seed)))
+                for seed in self.cfg.seeds]
+
+
+#: Step sizes a search is expected to try, before it has tried any (for the ETA only).
+AUTO_LR_GUESS = 8
+
+
+def _validates(spec: RunSpec) -> bool:
+    """Whether the runs of a cell record the validation error: it chooses their step size
+    (a list, or a search) or their stopping epoch (``patience``)."""
+    tc = spec.train
+    return tc.lr_search != "fixed" or (tc.patience is not None and tc.protocol == "finite")
+
+
+def _next_lr(spec: RunSpec, batch: list[Unit], records: dict) -> float | None:
+    """The next step size of a batch's "auto" search, or ``None`` when it is over.
+
+    Upwards from ``lr_start`` by ``lr_factor`` until a run of some seed diverges (the
+    stability edge), the median validation error has turned back up (the two largest step
+    sizes both worse than the best by more than ``FLAT``: a step size so large that SGD
+    kills the network without a NaN), or ``lr_max`` is passed; then downwards, while the step size with the
+    smallest median validation error is the smallest tried (a grid whose best value sits at
+    its edge is not a result) and is better than the next larger one by more than
+    ``FLAT`` (relative), until ``lr_min``. Reads only validation errors and statuses.
+    """
+    tc = spec.train
+    if tc.lr != "auto" or not learners.LEARNERS[spec.model.kind].SGD:
+        return None
+    diverged, val = _lr_outcomes(batch, records, batch[0].checkpoints[-1])
+    lrs = sorted(val)
+    k = {lr: round(math.log(lr / tc.lr_start, tc.lr_factor)) for lr in lrs}
+    best = min(lrs, key=lambda lr: (val[lr], lr))
+    turned_up = len(lrs) >= 3 and all(val[lr] > (1 + FLAT) * val[best] for lr in lrs[-2:])
+    if not any(diverged.values()) and not turned_up:
+        up = tc.auto_lr(k[lrs[-1]] + 1)
+        if up <= tc.lr_max * (1 + 1e-12):
+            return up
+    down = tc.auto_lr(k[lrs[0]] - 1)
+    if best != lrs[0] or down < tc.lr_min * (1 - 1e-12):
+        return None
+    if len(lrs) > 1 and np.isfinite(val[lrs[1]]) and val[best] >= (1 - FLAT) * val[lrs[1]]:
+        return None  # flat below: smaller steps would not be chosen either
+    return down
+
+
+#: A step-size search stops going down when the smallest step size beats the next by less.
+FLAT = 0.01
+
+
+def _lr_outcomes(batch: list[Unit], records: dict, n: int) -> tuple[dict, dict]:
+    """Per step size of a batch: whether any seed's run diverged, and the median over seeds of
+    the validation error at ``n`` (``inf`` where not reached)."""
+    diverged: dict[float, bool] = {}
+    vals: dict[float, list[float]] = {}
+    for u in batch:
+        res = records[u.id]["result"]
+        diverged[u.lr] = diverged.get(u.lr, False) or res["status"] == "diverged"
+        row = next((r for r in res["rows"] if r["n"] == n), None)
+        v = row.get("val_nmse", np.inf) if row else np.inf
+        vals.setdefault(u.lr, []).append(np.inf if v is None or not np.isfinite(v) else v)
+    return diverged, {lr: float(np.median(v)) for lr, v in vals.items()}
 
 
 def _unit_key(dump: dict, seed: int, lr: float, checkpoints, validate: bool) -> dict:
@@ -668,7 +791,8 @@ def _point_n_eps(cfg: SweepConfig, spec: RunSpec, units: list[Unit], records: di
             rows.append({"n": n, "train.lr": u.lr, "seed": u.seed,
                          "test_nmse": r.get("test_nmse", np.inf),
                          "val_nmse": r.get("val_nmse", np.inf)})
-    err, val, ns = _cell_arrays(pd.DataFrame(rows), list(unit_lrs(spec)), list(cfg.seeds))
+    table = pd.DataFrame(rows)
+    err, val, ns = _cell_arrays(table, sorted(table["train.lr"].unique()), list(cfg.seeds))
     med, _ = samples.selected_median(err, val)
     return float(samples.first_reached(med, ns, cfg.target.eps))
 

@@ -205,7 +205,7 @@ def n_eps_table(
     rows = []
     for cell in cells["cell"]:
         a = arrays[int(cell)]
-        rng = np.random.default_rng(np.random.SeedSequence([int(cell), *map(int, a.seeds)]))
+        rng = samples.boot_rng(_cell_ids(results)[int(cell)], a.seeds)
         est = samples.n_eps(a.err, a.val, a.ns, a.lrs, eps, n_boot=n_boot, ci=ci, rng=rng)
         st = status.get(int(cell), {})
         rows.append({"n_eps": est.n_eps, "ci_lo": est.ci_lo, "ci_hi": est.ci_hi,
@@ -215,6 +215,14 @@ def n_eps_table(
                      "ci": ci, "n_runs": st.get("runs", 0), "n_diverged": st.get("diverged", 0),
                      "n_timeout": st.get("timeout", 0), "n_failed": st.get("failed", 0)})
     return pd.concat([cells, pd.DataFrame(rows)], axis=1)
+
+
+def _cell_ids(results: pd.DataFrame) -> dict[int, str]:
+    """Each cell's ``cell_id`` (the hash of its resolved config), which seeds its bootstrap;
+    tables written before the column existed fall back to the cell's position."""
+    if "cell_id" not in results:
+        return {int(c): f"{int(c):x}" for c in results["cell"].unique()}
+    return {int(c): str(i) for c, i in results.groupby("cell")["cell_id"].first().items()}
 
 
 def boot_n_eps(results: pd.DataFrame, eps: float, *, n_boot: int = 1000, seed: int = 0

@@ -5,7 +5,11 @@ Two protocols (``train.protocol``):
 * ``online``: a fresh sample every step, so samples = steps; the test error is recorded at
   the checkpoints ``n`` (geometric grid), giving the whole learning curve from one run.
 * ``finite``: ``N`` fixed samples, ``epochs`` passes, reshuffled every epoch (``sgd`` stream);
-  the test error is recorded once, at the end.
+  the test error is recorded once, at the end. With ``patience`` (early stopping), the
+  validation error is measured after every epoch, training stops once it has not improved for
+  ``patience`` epochs, and the best epoch's weights are kept; the row records the epochs run,
+  the best epoch, the SGD steps taken and the training error (``train_nmse``), so N (samples)
+  and steps are separate numbers. The stopping epoch reads the validation set only.
 
 Every run draws its target from the ``concept`` stream, its test set from ``eval``, its
 validation set from ``val``, its training samples from ``data`` and its initial weights from
@@ -64,6 +68,8 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
     t0 = time.perf_counter()
     s = streams(seed)
     tc = spec.train
+    early = tc.protocol == "finite" and tc.patience is not None
+    validate = validate or (early and learners.LEARNERS[spec.model.kind].SGD)
     concept = concepts.make(spec.concept, s.concept)
     learner = learners.make(spec.model, concept, s.init)
     test = _EvalSet(*concept.sample(tc.n_test, s.eval), concept, learner)
@@ -71,8 +77,9 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
     result = RunResult(test_label_var=test.var)
     result.info = {**{f"concept_info.{k}": v for k, v in concept.info().items()}}
 
-    def evaluate(n, train_loss, fit=None):
-        row = {"n": int(n), "train_loss": train_loss, **test.errors(learner, "test")}
+    def evaluate(n, train_loss, fit=None, extra=None):
+        row = {"n": int(n), "train_loss": train_loss, **(extra or {}),
+               **test.errors(learner, "test")}
         row.update({f"fit.{k}": v for k, v in (fit or {}).items()})
         row["val_nmse"] = val.errors(learner, "val")["val_nmse"] if val else math.nan
         if not np.isfinite(row["test_mse"]):  # weights blew up after the last finite loss
@@ -111,19 +118,31 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
         X, Y = concept.sample(N, s.data)
         loss = _momentum(learner, learner.encode(X), Y, eta, tc, s.sgd, result)
         if result.status == "ok":
-            evaluate(N, loss)
+            train = _EvalSet(X, Y, concept, learner)
+            evaluate(N, loss, extra={"train_nmse": train.errors(learner, "train")["train_nmse"]})
     else:
         result.eta = eta = learner.step_size(lr, tc.lr_units)
         (N,) = checkpoints
         X, Y = concept.sample(N, s.data)
         inputs = learner.encode(X)
+        stop = _EarlyStopping(learner, val, tc.patience) if early else None
+        epochs = 0
         for epoch in range(tc.epochs):
             n_steps, losses = learner.sgd_chunk(inputs, Y, eta, s.sgd.permutation(N))
             if n_steps < N:
                 result.status, result.diverged_step = "diverged", epoch * N + n_steps + 1
                 break
-        else:
-            evaluate(N, float(np.mean(losses)))
+            epochs = epoch + 1
+            if stop is not None and stop.after_epoch(epochs):
+                break
+        if result.status == "ok":
+            extra = {"epochs": epochs, "steps": epochs * N}
+            if stop is not None:
+                stop.restore()
+                extra["best_epoch"] = stop.best_epoch
+            train = _EvalSet(X, Y, concept, learner)
+            extra["train_nmse"] = train.errors(learner, "train")["train_nmse"]
+            evaluate(N, float(np.mean(losses)), extra=extra)
     result.info.update({f"learner_info.{k}": v for k, v in learner.info().items()})
     result.wall_s = time.perf_counter() - t0
     return result
@@ -161,10 +180,39 @@ def _momentum(learner, inputs, Y, eta, tc, rng, result) -> float:
     return float(np.mean(losses))
 
 
-class _EvalSet:
-    """A held-out labelled set and the errors of a learner on it (scored outputs only).
+class _EarlyStopping:
+    """Keeps the weights of the epoch with the smallest validation error; says when
+    ``patience`` epochs have passed without improving on it. Reads the validation set only."""
 
-    The labels stay here: a learner only ever sees the encoded inputs.
+    def __init__(self, learner, val, patience: int):
+        if val is None:
+            raise ValueError("early stopping (train.patience) needs a validation set")
+        self.learner, self.val, self.patience = learner, val, patience
+        self.best, self.best_epoch = math.inf, 0
+        self.weights = [w.copy() for w in learner.trained()]  # epoch 0: the initialisation
+        self.best = val.errors(learner, "val")["val_nmse"]
+
+    def after_epoch(self, epoch: int) -> bool:
+        """Record the epoch's validation error; ``True`` when training should stop."""
+        v = self.val.errors(self.learner, "val")["val_nmse"]
+        if v < self.best:
+            self.best, self.best_epoch = v, epoch
+            for keep, w in zip(self.weights, self.learner.trained(), strict=True):
+                keep[...] = w
+        return epoch - self.best_epoch >= self.patience
+
+    def restore(self) -> None:
+        """Put the best epoch's weights back into the learner."""
+        for keep, w in zip(self.weights, self.learner.trained(), strict=True):
+            w[...] = keep
+
+
+class _EvalSet:
+    """A labelled set and the errors of a learner on it (scored outputs only).
+
+    The labels stay here: a learner only ever sees the encoded inputs. Errors are normalised
+    by the set's own label variance (for the training set, ``train_nmse``, that of the
+    training labels: 1 is the best constant on them).
     """
 
     def __init__(self, X, Y, concept, learner):

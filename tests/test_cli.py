@@ -18,6 +18,7 @@ TINY = textwrap.dedent(
     [base.model]
     m = 8
     [base.train]
+    lr = 0.5
     n_test = 40
     [grid]
     "concept.L" = [3, 4]

@@ -22,7 +22,7 @@ TINY = {
     "base": {
         "concept": {"family": "azl", "L": 5, "d_x": 3},
         "model": {"kind": "rnn", "m": 8},
-        "train": {"n_test": 40},
+        "train": {"n_test": 40, "lr": 0.5},
     },
     "grid": {"concept": [
         {"variant": "all-past", "link_sharing": "independent", "links": ["sin", "z2"]},

@@ -46,7 +46,7 @@ def test_configs_are_frozen():
         (_sweep(base={"model": {"m": -4}}), "base.model.m = -4: Input should be greater than or equal to 1"),
         (_sweep(base={"model": {"m": "8"}}), "base.model.m = '8': Input should be a valid integer"),
         (_sweep(base={"concept": {"links": ["tanh"]}}), "base.concept.links.0 = 'tanh': Input should be 'z2'"),
-        (_sweep(base={"train": {"lr": [0.1, -1]}}), "base.train.lr = [0.1, -1]: allowed: a positive"),
+        (_sweep(base={"train": {"lr": [0.1, -1]}}), "base.train.lr = [0.1, -1]: allowed: \"auto\", a positive"),
         (_sweep(base={"train": {"protocol": "batch"}}), "Input should be 'online' or 'finite'"),
         (_sweep(seeds=[0, 0]), "duplicate seeds [0]"),
         (_sweep(seeds=[]), "at least one seed"),

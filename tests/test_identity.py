@@ -106,7 +106,7 @@ def test_cli_reports_stale_runs_in_one_line(tmp_path):
     config = tmp_path / "ident.toml"
     config.write_text(
         'name = "ident"\nseeds = [0]\n[base.concept]\nd_x = 3\nL = 4\n[base.model]\nm = 8\n'
-        '[base.train]\nn_test = 40\nn_val = 20\n'
+        '[base.train]\nlr = 0.5\nn_test = 40\nn_val = 20\n'
         '[target]\nn_min = 8\nn_max = 16\npoints_per_doubling = 1\nn_boot = 100\n')
     out = str(tmp_path / "runs")
     runner = CliRunner()

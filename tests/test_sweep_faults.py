@@ -29,6 +29,7 @@ CONFIG = textwrap.dedent(
     [base.model]
     m = 8
     [base.train]
+    lr = 0.5
     n_test = 40
     epochs = 2
     [grid]

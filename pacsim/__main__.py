@@ -1,0 +1,5 @@
+"""``python -m pacsim``: the command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,156 @@
+"""The step-size search (train.lr = "auto") finds the stability edge, and the sweep records
+how it was found; divergent cells are censored as diverged; early stopping reads only the
+validation split."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pacsim import sweep, train
+from pacsim.config import RunSpec, parse_sweep
+from pacsim.sweep import run_sweep
+
+
+def _gd_on_quadratic(eigs: np.ndarray, lr: float, steps: int = 1000) -> tuple[str, float]:
+    """Gradient descent on the quadratic 1/2 sum_i eig_i w_i^2 from w = 1: stable iff
+    lr * max(eig) < 2 (each coordinate is multiplied by 1 - lr eig_i per step)."""
+    w = np.ones_like(eigs)
+    for _ in range(steps):
+        w = w - lr * eigs * w
+        if not np.isfinite(w).all() or np.abs(w).max() > 1e50:  # past the edge: growth >= 1.5^1000
+            return "diverged", math.inf
+    return "ok", float(0.5 * np.sum(eigs * w * w))
+
+
+def _search(spec: RunSpec, eigs: np.ndarray) -> tuple[list[float], float | None]:
+    """Drive sweep._next_lr as the sweep does, with runs replaced by GD on the quadratic."""
+    records: dict[str, dict] = {}
+    batch: list[sweep.Unit] = []
+
+    def add(lr):
+        status, loss = _gd_on_quadratic(eigs, lr)
+        for seed in (0, 1, 2):
+            u = sweep.Unit(0, spec, seed, lr, (64,), True, id=f"{lr}-{seed}")
+            rows = [] if status == "diverged" else [{"n": 64, "val_nmse": loss + 1e-3 * seed}]
+            records[u.id] = {"result": {"status": status, "rows": rows}}
+            batch.append(u)
+
+    add(spec.train.lrs[0])
+    while (lr := sweep._next_lr(spec, batch, records)) is not None:
+        add(lr)
+    tried = sorted({u.lr for u in batch})
+    bad = [lr for lr in tried if records[f"{lr}-0"]["result"]["status"] == "diverged"]
+    return tried, (min(bad) if bad else None)
+
+
+@pytest.mark.parametrize("lam_max", [0.37, 3.0, 41.0])
+def test_search_finds_the_edge_of_a_quadratic(lam_max):
+    """GD on a quadratic diverges exactly above 2 / lambda_max: the search climbs the grid
+    lr_start * 2^k until the first value past that edge, and stops there."""
+    spec = RunSpec.model_validate({"train": {"lr_start": 0.01, "lr_max": 1e4}})
+    eigs = np.array([0.01, 0.1, lam_max])
+    tried, edge = _search(spec, eigs)
+    k_edge = math.floor(math.log2(2 / lam_max / 0.01)) + 1  # first grid point past 2/lam_max
+    assert edge == pytest.approx(0.01 * 2**k_edge, rel=1e-12)
+    assert max(tried) == edge  # nothing tried beyond the first divergent value
+    assert 2 / lam_max < edge <= 4 / lam_max
+    assert min(tried) == 0.01  # the start was not the best, so the search did not go down
+
+
+def test_search_goes_down_when_the_smallest_step_is_best():
+    """Every value from lr_start up diverges: the search goes down to the stable side."""
+    spec = RunSpec.model_validate({"train": {"lr_start": 8.0, "lr_min": 1e-3}})
+    tried, edge = _search(spec, np.array([1.0, 10.0]))  # edge at 2 / 10 = 0.2
+    stable = [lr for lr in tried if lr < 0.2]
+    assert edge == 0.25 and stable and max(stable) == 0.125
+    assert min(tried) >= 1e-3
+
+
+def test_search_stops_at_lr_max_and_says_so():
+    spec = RunSpec.model_validate({"train": {"lr_start": 0.25, "lr_max": 2.0}})
+    tried, edge = _search(spec, np.array([1e-3]))  # edge at 2000: never reached
+    assert tried == [0.25, 0.5, 1.0, 2.0] and edge is None
+
+
+TINY = {
+    "name": "search",
+    "seeds": [0, 1],
+    "base": {"concept": {"L": 6, "d_x": 4}, "model": {"m": 32},
+             "train": {"n_test": 100, "n_val": 50, "lr_start": 1.0}},
+    "target": {"eps": 0.9, "n_min": 16, "n_max": 256, "points_per_doubling": 1, "n_boot": 100},
+}
+
+
+def test_sweep_with_lr_auto_records_the_edge_and_the_choice(tmp_path):
+    cfg = parse_sweep(TINY)  # no lr: the search is the default
+    assert cfg.base.train.lr == "auto"
+    out = run_sweep(cfg, out=tmp_path, workers=1, progress=False)
+    res = pd.read_parquet(tmp_path / "search" / "results.parquet")
+    lrs = sorted(res["train.lr"].unique())
+    assert lrs[0] == 1.0 and all(b == 2 * a for a, b in zip(lrs, lrs[1:], strict=False))
+    assert set(res["lr_search"]) == {"auto"}
+    edge = res["lr_edge"].iloc[0]
+    diverged = res.loc[res["status"] == "diverged", "train.lr"]
+    if len(diverged):  # stopped at the edge: the largest value tried, the first divergent one
+        assert edge == diverged.min() == max(lrs) and out.n_diverged >= 1
+    else:  # stopped because the validation error turned back up
+        assert np.isnan(edge)
+    # the choice reads validation errors only: per n, the lr with the smallest median val_nmse
+    for n, at_n in res.groupby("n"):
+        med = at_n.groupby("train.lr")["val_nmse"].median()
+        chosen = at_n.loc[at_n["lr_chosen"], "train.lr"].unique()
+        assert len(chosen) == 1 and chosen[0] == med.idxmin()
+        assert (at_n["lr_selected"] == chosen[0]).all()
+
+
+def test_cell_whose_every_step_size_diverges_is_censored_as_diverged(tmp_path):
+    raw = {
+        "name": "boom",
+        "seeds": [0, 2],  # at lr = 100 these two blow up (others kill every ReLU instead)
+        "base": {"concept": {"L": 16, "d_x": 3}, "model": {"m": 8, "eps_x": 1.0},
+                 "train": {"n_test": 20, "lr": 100.0}},
+        "target": {"eps": 0.9, "n_min": 2, "n_max": 32, "n_boot": 100},
+    }
+    run_sweep(parse_sweep(raw), out=tmp_path, workers=1, progress=False)
+    sc = pd.read_parquet(tmp_path / "boom" / "sample_complexity.parquet")
+    assert bool(sc["censored"].iloc[0]) and sc["censored_by"].iloc[0] == "diverged"
+
+
+SPEC = {"concept": {"L": 4, "d_x": 3}, "model": {"m": 16},
+        "train": {"protocol": "finite", "n_test": 50, "n_val": 40, "epochs": 60,
+                  "patience": 3}}
+
+
+def test_early_stopping_reads_the_validation_split_only():
+    a = train.run(RunSpec.model_validate(SPEC), seed=4, lr=1.0, checkpoints=[24])
+    other_test = {**SPEC, "train": {**SPEC["train"], "n_test": 80}}
+    b = train.run(RunSpec.model_validate(other_test), seed=4, lr=1.0, checkpoints=[24])
+    ra, rb = a.rows[0], b.rows[0]
+    assert ra["best_epoch"] == rb["best_epoch"] and ra["epochs"] == rb["epochs"]
+    assert ra["val_nmse"] == rb["val_nmse"] and ra["train_nmse"] == rb["train_nmse"]
+    assert ra["test_nmse"] != rb["test_nmse"]  # another test set, the same training
+    # it stopped early, patience epochs after its best one, and kept the best weights
+    assert ra["epochs"] < 60 and ra["epochs"] - ra["best_epoch"] == 3
+    assert ra["steps"] == ra["epochs"] * 24
+    # the kept weights are the best epoch's: a run capped at that epoch ends with them
+    capped = {**SPEC, "train": {**SPEC["train"], "epochs": max(ra["best_epoch"], 1),
+                                "patience": None}}
+    c = train.run(RunSpec.model_validate(capped), seed=4, lr=1.0, checkpoints=[24],
+                  validate=True)
+    if ra["best_epoch"] > 0:
+        assert c.rows[0]["val_nmse"] == pytest.approx(ra["val_nmse"], rel=1e-12)
+
+
+def test_patience_is_for_vanilla_sgd():
+    from pacsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="patience"):
+        parse_sweep({"name": "x", "seeds": [0], "base": {"train": {
+            "patience": 2, "protocol": "finite", "optimizer": "momentum"}}})
+    online = RunSpec.model_validate({**SPEC, "train": {**SPEC["train"], "protocol": "online"}})
+    res = train.run(online, seed=0, lr=1.0, checkpoints=[8, 16])  # ignored, like epochs
+    assert "best_epoch" not in res.rows[0] and np.isnan(res.rows[0]["val_nmse"])
