@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import concepts, learners
+from . import concepts, decomp, learners
 from .config import RunSpec
 from .seeding import streams
 
@@ -33,7 +33,8 @@ CHUNK = 4096
 class RunResult:
     """Outcome of one run: one row per checkpoint, plus run-level facts."""
 
-    #: n, test_mse, test_nmse, val_nmse, train_loss (and fit.*: a closed-form fit's choices)
+    #: n, test_mse, test_nmse, test_sse, val_nmse, train_loss (and fit.*: a closed-form fit's
+    #: choices; decomp.*: the learned F and G, for a concept H = beta F + alpha G(F))
     rows: list[dict] = field(default_factory=list)
     status: str = "ok"  #: "ok" or "diverged"
     diverged_step: int | None = None  #: 1-based step whose loss was NaN/Inf
@@ -183,6 +184,7 @@ class _EvalSet:
 
     def __init__(self, X, Y, concept, learner):
         self.inputs = learner.encode(X)
+        self.parts = concepts.components(concept, X)  # (F, alpha G(F)), or None
         self.Y = concepts.scored(concept, Y)  # (n, S, d), float64
         # Mean over scored (j, s) of the label variance: the mse of the best constant per output.
         self.var = float(np.mean(np.var(self.Y, axis=0)))
@@ -195,4 +197,6 @@ class _EvalSet:
         out = {f"{prefix}_mse": mse, f"{prefix}_nmse": mse / self.var}
         if prefix == "test":  # the papers' "test error": squared error summed over the outputs
             out["test_sse"] = mse * self.Y.shape[1] * self.Y.shape[2]
+            if self.parts is not None:  # decomp.*: how much of F and of G was learned
+                out.update(decomp.decompose(*self.parts, Yhat.reshape(len(Yhat), -1)))
         return out
