@@ -37,13 +37,15 @@ import numpy as np
 COLUMNS = ("decomp.F_coef", "decomp.G_coef", "decomp.rest_sse")
 
 
-def decompose(F: np.ndarray, alpha_G: np.ndarray, Yhat: np.ndarray) -> dict[str, float]:  # noqa: N803
+def decompose(F: np.ndarray, alpha_G: np.ndarray,  # noqa: N803 - paper notation
+              Yhat: np.ndarray) -> dict[str, float]:
     """Least-squares coefficients of ``Yhat`` on ``(1, F, alpha G)``, output by output.
 
     Parameters
     ----------
     F, alpha_G : ndarray of shape (n, d)
-        The target's two signals at the test inputs (:meth:`pacsim.concepts.base.Composite.components`).
+        The target's two signals at the test inputs
+        (:meth:`pacsim.concepts.base.Composite.components`).
     Yhat : ndarray of shape (n, d)
         The learner's predictions at the same inputs.
 

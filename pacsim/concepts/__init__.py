@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["FAMILIES", "LINKS", "Composite", "Concept", "azl", "catalogue", "complexity",
-           "components", "describe", "fingerprint", "load", "make", "n_scored", "regenerate", "save", "scored"]
+           "components", "describe", "fingerprint", "load", "make", "n_scored", "regenerate",
+           "save", "scored"]
 
 #: family name -> module with ``Config``, ``KIND``, ``CONCEPT`` and ``make``.
 FAMILIES: dict[str, ModuleType] = {
