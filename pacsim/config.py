@@ -94,6 +94,10 @@ class TrainConfig(_Frozen):
     decay_at: Annotated[float, Field(gt=0, le=1)] = 0.5  #: momentum: fraction of epochs before the decay
     decay_factor: Annotated[float, Field(gt=0, le=1)] = 0.1  #: momentum: step-size factor after it
     weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  #: momentum: L2 coefficient
+    #: "half_sse": mean over the batch of 1/2 ||f - y||^2 summed over the k = S d scored outputs;
+    #: "mse": PyTorch's nn.MSELoss(), the mean over the batch and the k outputs (2/k times
+    #: half_sse), so lr and weight_decay mean what they mean in the papers' PyTorch code
+    loss: Literal["half_sse", "mse"] = "half_sse"
 
     @model_validator(mode="after")
     def _momentum_needs_finite(self):

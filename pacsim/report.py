@@ -26,6 +26,7 @@ from .figures import FIGURES, load_analysis, make_figures, read_target, save_fig
 from .store import RunDir, write_atomic
 from .tables import (
     Analysis,
+    concept_keys,
     config_columns,
     display_fits,
     display_n_eps,
@@ -101,6 +102,16 @@ def build_report(run_dir: Path, results: pd.DataFrame, a: Analysis, pngs: dict) 
 
     r.add("h2", "N_eps per cell")
     r.add("table", display_n_eps(t))
+    learned = decomp_table(results, t)
+    if learned is not None:
+        r.add("h2", "What was learned: F and G")
+        r.add("p", "For a target H = beta F + alpha G(F): the learned function fitted on the test "
+                   "set, output by output, by least squares on a constant, F and alpha G(F) "
+                   "(docs/concepts.md). F_coef and G_coef are the coefficients averaged over the "
+                   "outputs (the target has beta and 1; 0: not learned), rest_sse the squared "
+                   "error outside that span (test_sse units). Medians over the seeds, at each "
+                   "cell's largest n, at the step size chosen on validation.")
+        r.add("table", learned)
     if a.x is not None:
         r.add("h2", f"Fitted exponents: N_eps ~ a {_short(a.x)}^b")
         r.add("p", "Least squares of log N_eps on log " + _short(a.x) + " over the cells that are "
@@ -150,6 +161,35 @@ def build_report(run_dir: Path, results: pd.DataFrame, a: Analysis, pngs: dict) 
                    f"seed counts as 'not reached' (+inf) in the median from then on.")
         r.add("table", fails)
     return r
+
+
+#: The decomposition columns of results.parquet (pacsim.decomp), and their report headings.
+DECOMP = {"decomp.F_coef": "F_coef", "decomp.G_coef": "G_coef", "decomp.rest_sse": "rest_sse"}
+
+
+def decomp_table(results: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame | None:
+    """Per cell, at its largest evaluated n, the medians over seeds of ``test_sse`` and the
+    ``decomp.*`` columns (rows of the step size chosen on validation); ``None`` when no run
+    recorded them (a target not of the form beta F + alpha G(F))."""
+    if not set(DECOMP) <= set(results.columns):
+        return None
+    df = results[results[list(DECOMP)].notna().any(axis=1)]
+    if "lr_chosen" in df:
+        df = df[df["lr_chosen"].astype(bool)]
+    if df.empty:
+        return None
+    df = df[df["n"] == df.groupby("cell")["n"].transform("max")]
+    agg = {"n": ("n", "first"), "seeds": ("seed", "nunique")}
+    agg |= {short: (col, "median") for col, short in DECOMP.items()}
+    if "test_sse" in df:
+        agg["test_sse"] = ("test_sse", "median")
+    med = df.groupby("cell", sort=True).agg(**agg).reset_index()
+    keys = [k for k in concept_keys(list(table.columns)) if k in table]
+    out = table[["cell", "setting", *keys]].merge(med, on="cell", how="inner")
+    for col in [*DECOMP.values(), "test_sse"]:
+        if col in out:
+            out[col] = out[col].map(lambda v: f"{v:.3g}" if v == v else "n/a")
+    return out.drop(columns="cell").rename(columns={k: k.split(".", 1)[1] for k in keys})
 
 
 # Rendering

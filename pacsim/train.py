@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import concepts, learners
+from . import concepts, decomp, learners
 from .config import RunSpec
 from .seeding import streams
 
@@ -37,11 +37,12 @@ CHUNK = 4096
 class RunResult:
     """Outcome of one run: one row per checkpoint, plus run-level facts."""
 
-    #: n, test_mse, test_nmse, val_nmse, train_loss (and fit.*: a closed-form fit's choices)
+    #: n, test_mse, test_nmse, test_sse, val_nmse, train_loss (and fit.*: a closed-form fit's
+    #: choices; decomp.*: the learned F and G, for a concept H = beta F + alpha G(F))
     rows: list[dict] = field(default_factory=list)
     status: str = "ok"  #: "ok" or "diverged"
     diverged_step: int | None = None  #: 1-based step whose loss was NaN/Inf
-    eta: float = math.nan  #: the raw SGD step size used
+    eta: float = math.nan  #: the raw SGD step size used (on the gradient of train.loss)
     test_label_var: float = math.nan  #: label variance on the test set (the nmse denominator)
     wall_s: float = 0.0
     info: dict = field(default_factory=dict)  #: concept_info.* and learner_info.* scalars
@@ -76,6 +77,12 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
     val = _EvalSet(*concept.sample(tc.n_val, s.val), concept, learner) if validate else None
     result = RunResult(test_label_var=test.var)
     result.info = {**{f"concept_info.{k}": v for k, v in concept.info().items()}}
+    # train.loss = "mse" is 2/k times "half_sse" (k scored outputs per sample): SGD takes the
+    # step eta * loss_scale on the half_sse gradient, and reports losses in mse units
+    n_out = concepts.n_scored(concept) * concept.d
+    loss_scale = 2.0 / n_out if tc.loss == "mse" else 1.0
+    if learner.sgd:
+        result.info.update({"train_info.loss": tc.loss, "train_info.loss_outputs": n_out})
 
     def evaluate(n, train_loss, fit=None, extra=None):
         row = {"n": int(n), "train_loss": train_loss, **(extra or {}),
@@ -101,8 +108,9 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
             while done < n:
                 k = min(CHUNK, n - done)
                 X, Y = concept.sample(k, s.data)
-                n_steps, chunk_losses = learner.sgd_chunk(learner.encode(X), Y, eta, None)
-                losses.append(chunk_losses)
+                n_steps, chunk_losses = learner.sgd_chunk(learner.encode(X), Y,
+                                                          eta * loss_scale, None)
+                losses.append(chunk_losses * loss_scale)
                 if n_steps < k:
                     result.status, result.diverged_step = "diverged", done + n_steps + 1
                     break
@@ -116,7 +124,7 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
         result.eta = eta = learner.step_size(lr, tc.lr_units)
         (N,) = checkpoints
         X, Y = concept.sample(N, s.data)
-        loss = _momentum(learner, learner.encode(X), Y, eta, tc, s.sgd, result)
+        loss = _momentum(learner, learner.encode(X), Y, eta, tc, s.sgd, result, loss_scale)
         if result.status == "ok":
             train = _EvalSet(X, Y, concept, learner)
             evaluate(N, loss, extra={"train_nmse": train.errors(learner, "train")["train_nmse"]})
@@ -128,7 +136,8 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
         stop = _EarlyStopping(learner, val, tc.patience) if early else None
         epochs = 0
         for epoch in range(tc.epochs):
-            n_steps, losses = learner.sgd_chunk(inputs, Y, eta, s.sgd.permutation(N))
+            n_steps, losses = learner.sgd_chunk(inputs, Y, eta * loss_scale,
+                                                s.sgd.permutation(N))
             if n_steps < N:
                 result.status, result.diverged_step = "diverged", epoch * N + n_steps + 1
                 break
@@ -142,18 +151,21 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
                 extra["best_epoch"] = stop.best_epoch
             train = _EvalSet(X, Y, concept, learner)
             extra["train_nmse"] = train.errors(learner, "train")["train_nmse"]
-            evaluate(N, float(np.mean(losses)), extra=extra)
+            evaluate(N, float(np.mean(losses)) * loss_scale, extra=extra)
     result.info.update({f"learner_info.{k}": v for k, v in learner.info().items()})
     result.wall_s = time.perf_counter() - t0
     return result
 
 
-def _momentum(learner, inputs, Y, eta, tc, rng, result) -> float:
+def _momentum(learner, inputs, Y, eta, tc, rng, result, loss_scale=1.0) -> float:
     """The papers' experimental optimiser (not vanilla SGD; see TrainConfig): mini-batches of
     ``tc.batch`` from a fresh permutation each epoch, heavy-ball momentum
     ``v <- mu v + (g + wd w)``, ``w <- w - eta_t v``, ``eta_t = eta`` for the first
-    ``decay_at * epochs`` epochs and ``eta * decay_factor`` after. Returns the last epoch's
-    mean batch loss; a non-finite loss or gradient marks the run diverged."""
+    ``decay_at * epochs`` epochs and ``eta * decay_factor`` after: ``torch.optim.SGD`` with
+    ``momentum``, ``weight_decay`` and a step decay. ``g`` is the gradient of the batch loss in
+    ``tc.loss``'s convention: the learner's half_sse gradient times ``loss_scale`` (``2/k``
+    for "mse"), weight decay added after it. Returns the last epoch's mean batch loss (same
+    convention); a non-finite loss or gradient marks the run diverged."""
     weights = learner.trained()
     velocity = [np.zeros_like(w) for w in weights]
     N = len(Y)
@@ -166,11 +178,14 @@ def _momentum(learner, inputs, Y, eta, tc, rng, result) -> float:
         for start in range(0, N, tc.batch):
             idx = np.sort(order[start:start + tc.batch])
             loss, grads = learner.batch_grad(inputs[idx], Y[idx])
+            loss *= loss_scale
             step += 1
             if not (np.isfinite(loss) and all(np.isfinite(g).all() for g in grads)):
                 result.status, result.diverged_step = "diverged", step  # or it would be next
                 return math.nan
             for w, v, g in zip(weights, velocity, grads, strict=True):
+                if loss_scale != 1.0:
+                    g = g * loss_scale
                 if tc.weight_decay:
                     g = g + tc.weight_decay * w
                 v *= tc.momentum
@@ -217,6 +232,7 @@ class _EvalSet:
 
     def __init__(self, X, Y, concept, learner):
         self.inputs = learner.encode(X)
+        self.parts = concepts.components(concept, X)  # (F, alpha G(F)), or None
         self.Y = concepts.scored(concept, Y)  # (n, S, d), float64
         # Mean over scored (j, s) of the label variance: the mse of the best constant per output.
         self.var = float(np.mean(np.var(self.Y, axis=0)))
@@ -229,4 +245,6 @@ class _EvalSet:
         out = {f"{prefix}_mse": mse, f"{prefix}_nmse": mse / self.var}
         if prefix == "test":  # the papers' "test error": squared error summed over the outputs
             out["test_sse"] = mse * self.Y.shape[1] * self.Y.shape[2]
+            if self.parts is not None:  # decomp.*: how much of F and of G was learned
+                out.update(decomp.decompose(*self.parts, Yhat.reshape(len(Yhat), -1)))
         return out

@@ -177,3 +177,62 @@ def test_cells_without_runs_are_listed(tmp_path):
     fig = make_figures(a)["n_eps_vs_L"]
     texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "no runs (caps): rnn L=64" in texts
+
+
+def test_report_shows_what_was_learned_for_composite_targets(tmp_path):
+    """A tiny sweep on the AZL-ResNet parity target, a ResNet (two step sizes) and a kernel:
+    the report has one row per cell with the medians of the decomp.* columns."""
+    import tomllib
+
+    from pacsim.config import parse_sweep
+    from pacsim.sweep import run_sweep
+
+    cfg = parse_sweep(tomllib.loads(textwrap.dedent("""
+        name = "learned"
+        seeds = [0, 1]
+        [base.concept]
+        family = "resnet-parity"
+        [base.model]
+        kind = "resnet"
+        m = 8
+        [base.train]
+        protocol = "finite"
+        optimizer = "momentum"
+        loss = "mse"
+        lr_units = "raw"
+        lr = [0.1, 0.5]
+        epochs = 2
+        n_test = 60
+        n_val = 30
+        [[grid.model]]
+        kind = "resnet"
+        m = 8
+        [[grid.model]]
+        kind = "linear"
+        degree = 2
+        multilinear = true
+        ridges = [0.0]
+        [target]
+        eps = 5.0  # reached by both (a cell censored on both sides has no ratio)
+        n_min = 60
+        n_max = 60
+        n_boot = 100
+        """)))
+    run_sweep(cfg, out=tmp_path / "runs", workers=1, progress=False)
+    folder = tmp_path / "runs" / "learned"
+    res = pd.read_parquet(folder / "results.parquet")
+    assert res[["decomp.F_coef", "decomp.G_coef", "decomp.rest_sse"]].notna().all().all()
+    assert _report(folder).exit_code == 0
+    text = (folder / "report.md").read_text()
+    part = text.split("## What was learned: F and G")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| (resnet|linear)\S* \| 60 \| 2 \|", part, flags=re.M)
+    assert sorted(rows) == ["linear", "resnet"], part
+    chosen = res[res["lr_chosen"] & (res["model.kind"] == "resnet")]
+    g = f"{chosen['decomp.G_coef'].median():.3g}"
+    assert re.search(rf"^\| resnet\S* \| 60 \| 2 \| [^|]+ \| {re.escape(g)} \|", part, flags=re.M)
+
+
+def test_report_has_no_decomposition_without_decomp_columns(tmp_path):
+    folder = run_folder(tmp_path / "plain", make_results({"rnn": 1.0}, Ls=(4, 8)))
+    assert _report(folder).exit_code == 0
+    assert "What was learned" not in (folder / "report.md").read_text()

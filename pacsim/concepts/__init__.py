@@ -26,15 +26,16 @@ from . import (
     resnet_hard,
     resnet_parity,
 )
-from .base import Concept, n_scored, scored
+from .base import Composite, Concept, components, n_scored, scored
 from .links import LINKS
 from .persist import fingerprint, load, save
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["FAMILIES", "LINKS", "Concept", "azl", "catalogue", "complexity", "describe",
-           "fingerprint", "load", "make", "n_scored", "regenerate", "save", "scored"]
+__all__ = ["FAMILIES", "LINKS", "Composite", "Concept", "azl", "catalogue", "complexity",
+           "components", "describe", "fingerprint", "load", "make", "n_scored", "regenerate",
+           "save", "scored"]
 
 #: family name -> module with ``Config``, ``KIND``, ``CONCEPT`` and ``make``.
 FAMILIES: dict[str, ModuleType] = {

@@ -11,6 +11,11 @@ label any number of inputs. Two kinds exist:
 * ``"vector"``: ``X`` of shape (n, d_in), ``Y`` of shape (n, d); one output, always scored. A
   vector concept exposes the ints ``d_in`` and ``d``; its ``positions`` is ``None``.
 
+Concepts of the form ``H = beta F + alpha G(F)`` (the AZL-ResNet families ``resnet``,
+``resnet-parity`` and ``resnet-hard``) derive from :class:`Composite` and also offer
+``components(X) -> (F, alpha G(F))``, from which :mod:`pacsim.decomp` measures how much of each
+a learner has learned. Use :func:`components` to ask any concept (``None``: not of that form).
+
 Every concept also has ``labels(X)`` (the noise-free labels of given inputs), ``info()``
 (scalars recorded with every run as ``concept_info.*``: complexity measures, label scale, a
 fingerprint of the target) and an optional ``cfg`` (the family ``Config`` it was made from);
@@ -60,3 +65,24 @@ def scored(concept: Concept, Y: np.ndarray) -> np.ndarray:
 def n_scored(concept: Concept) -> int:
     """S, the number of scored outputs per sample."""
     return len(concept.positions) if concept.kind == "sequence" else 1
+
+
+class Composite:
+    """Base of the vector concepts ``H(x) = beta F(x) + alpha G(F(x))`` (AZL-ResNet,
+    arXiv 1905.10337, Concept 1 and its experiment): a subclass defines ``F(x)`` (n, d_in) ->
+    (n, d), ``G(y)`` (n, d) -> (n, d) and the float attributes ``alpha`` and ``beta``."""
+
+    def components(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The two signals of the labels at inputs ``x``: ``F(x)`` and ``alpha G(F(x))``, each
+        (n, d); the noise-free labels are ``beta F + alpha G(F)``."""
+        F = self.F(x)
+        return F, self.alpha * self.G(F)
+
+    def labels(self, x: np.ndarray) -> np.ndarray:
+        F, alpha_G = self.components(x)
+        return self.beta * F + alpha_G
+
+
+def components(concept: Concept, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(F(x), alpha G(F(x)))`` of a :class:`Composite` concept; ``None`` for any other."""
+    return concept.components(x) if isinstance(concept, Composite) else None

@@ -32,6 +32,7 @@ from pydantic import Field, field_validator, model_validator
 from .._config_base import Frozen, NonNegFloat, PosFloat
 from . import persist
 from ._common import N_NORMALISE, AnyLinkName, class_complexity, coefficients, per_unit, unit_rows
+from .base import Composite
 from .links import link
 
 KIND = "vector"
@@ -82,7 +83,7 @@ class Config(Frozen):
 
 
 @dataclass(frozen=True, eq=False)
-class ResNetConcept:
+class ResNetConcept(Composite):
     """A sampled Concept-1 target.
 
     Attributes
@@ -128,10 +129,6 @@ class ResNetConcept:
     def G(self, h: np.ndarray) -> np.ndarray:  # noqa: N802 - paper notation
         """The composite map, (n, d) -> (n, d)."""
         return _net(h, self.v, self.a_G, self.links_G, self.scale_G)
-
-    def labels(self, x: np.ndarray) -> np.ndarray:
-        F = self.F(x)
-        return self.beta * F + self.alpha * self.G(F)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` samples (nested in ``n``): x (n, d_in) uniform on the sphere, H(x) (n, d)."""

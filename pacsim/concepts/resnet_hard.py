@@ -30,6 +30,7 @@ from pydantic import Field, model_validator
 
 from .._config_base import Frozen, NonNegFloat
 from . import persist
+from .base import Composite
 
 KIND = "vector"
 SUMMARY = ("AZL-ResNet kernel lower-bound instance: x on the scaled cube, F = coordinates, "
@@ -63,7 +64,7 @@ class Config(Frozen):
 
 
 @dataclass(frozen=True, eq=False)
-class HardConcept:
+class HardConcept(Composite):
     """A sampled hard instance.
 
     Attributes
@@ -90,9 +91,13 @@ class HardConcept:
     def d(self) -> int:
         return len(self.idx)
 
-    def labels(self, x: np.ndarray) -> np.ndarray:
-        F = np.sqrt(self.d_in) * x[:, self.idx]
-        return self.beta * F + self.alpha * np.prod(F, axis=1, keepdims=True)
+    def F(self, x: np.ndarray) -> np.ndarray:  # noqa: N802 - paper notation
+        """The selected coordinates, scaled to +-1: (n, d_in) -> (n, k)."""
+        return np.sqrt(self.d_in) * x[:, self.idx]
+
+    def G(self, y: np.ndarray) -> np.ndarray:  # noqa: N802 - paper notation
+        """The k-fold product, in every output: (n, k) -> (n, k)."""
+        return np.repeat(np.prod(y, axis=1, keepdims=True), y.shape[1], axis=1)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` samples (nested in ``n``): signs of one block of normal draws per sample."""

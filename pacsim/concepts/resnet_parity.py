@@ -35,6 +35,7 @@ from pydantic import Field
 
 from .._config_base import Frozen, NonNegFloat
 from . import persist
+from .base import Composite
 
 KIND = "vector"
 SUMMARY = "AZL-ResNet experiment: x on {-1,1}^30, F = pairwise products, G = 4-fold products of F"
@@ -67,7 +68,7 @@ class Config(Frozen):
 
 
 @dataclass(frozen=True, eq=False)
-class ParityConcept:
+class ParityConcept(Composite):
     """The experiment target (no random parameters).
 
     Attributes
@@ -108,10 +109,6 @@ class ParityConcept:
                              for r in range(k)], axis=1)
         signs = np.array([(-1.0) ** i for i in range(1, k + 1)])
         return np.prod(y[:, :4], axis=1, keepdims=True) * signs
-
-    def labels(self, x: np.ndarray) -> np.ndarray:
-        F = self.F(x)
-        return self.beta * F + self.alpha * self.G(F)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` samples (nested in ``n``): x = signs of normal draws, H(x)."""
