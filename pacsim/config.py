@@ -93,7 +93,10 @@ class TrainConfig(_Frozen):
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9  #: momentum: heavy-ball coefficient
     decay_at: Annotated[float, Field(gt=0, le=1)] = 0.5  #: momentum: fraction of epochs before the decay
     decay_factor: Annotated[float, Field(gt=0, le=1)] = 0.1  #: momentum: step-size factor after it
-    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  #: momentum: L2 coefficient
+    #: momentum: L2 coefficient, or a list chosen jointly with lr per cell on validation
+    weight_decay: (Annotated[float, Field(ge=0, allow_inf_nan=False)]
+                   | Annotated[tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)], ...],
+                               Field(min_length=1)]) = 0.0
     #: "half_sse": mean over the batch of 1/2 ||f - y||^2 summed over the k = S d scored outputs;
     #: "mse": PyTorch's nn.MSELoss(), the mean over the batch and the k outputs (2/k times
     #: half_sse), so lr and weight_decay mean what they mean in the papers' PyTorch code
@@ -107,6 +110,9 @@ class TrainConfig(_Frozen):
 
     @model_validator(mode="after")
     def _patience_needs_vanilla_finite(self):
+        if self.optimizer == "sgd" and any(self.weight_decays):
+            raise ValueError('weight_decay belongs to optimizer = "momentum" (the papers\' '
+                             "preset); vanilla SGD has none")
         if self.patience is not None and self.optimizer != "sgd":
             raise ValueError('patience (early stopping) is for vanilla SGD (optimizer = "sgd"); '
                              'the momentum preset runs all its epochs, as the papers do')
@@ -114,6 +120,21 @@ class TrainConfig(_Frozen):
             raise ValueError(f"need lr_min <= lr_start <= lr_max; got {self.lr_min}, "
                              f"{self.lr_start}, {self.lr_max}")
         return self
+
+    @field_validator("weight_decay", mode="before")
+    @classmethod
+    def _wd_values(cls, v):
+        if isinstance(v, list):
+            if len(set(map(repr, v))) != len(v):
+                raise ValueError("duplicate weight decays; list each once")
+            return tuple(v)
+        return v
+
+    @property
+    def weight_decays(self) -> tuple[float, ...]:
+        """The candidate weight decays (one when ``weight_decay`` is a number)."""
+        wd = self.weight_decay
+        return wd if isinstance(wd, tuple) else (wd,)
 
     @field_validator("lr", mode="before")
     @classmethod

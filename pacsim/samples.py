@@ -35,6 +35,7 @@ class NEps:
     ci_hi: float
     censored: bool
     lr_at_n_eps: float  #: the step size chosen by validation at N_eps (NaN if censored)
+    choice: int = -1  #: index (into ``lrs``) of the hyper-parameters chosen at N_eps; -1 if censored
 
 
 def selected_median(err: np.ndarray, val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,10 +82,12 @@ def n_eps(
 ) -> NEps:
     """N_eps of one cell with a bootstrap CI over seeds (see the module docstring).
 
-    ``err`` and ``val`` have shape (R, S, K) for ``lrs`` (R,) and ``ns`` (K,), ``ns`` increasing.
+    ``err`` and ``val`` have shape (R, S, K) for ``lrs`` (R,) and ``ns`` (K,), ``ns`` increasing;
+    ``lrs`` may also be (R, 2): (step size, weight decay) pairs chosen jointly.
     """
     ns = np.asarray(ns)
     lrs = np.asarray(lrs, dtype=float)
+    lrs = lrs[:, 0] if lrs.ndim == 2 else lrs  # (lr, weight decay) pairs: the step size
     med, choice = selected_median(err, val)
     point = float(first_reached(med, ns, eps))
     S = err.shape[1]
@@ -93,13 +96,15 @@ def n_eps(
     alpha = (1.0 - ci) / 2.0
     lo, hi = np.quantile(boot, [alpha, 1.0 - alpha], method="inverted_cdf")
     censored = not np.isfinite(point)
-    lr = math_nan if censored else float(lrs[choice[int(np.searchsorted(ns, point))]])
+    at = -1 if censored else int(choice[int(np.searchsorted(ns, point))])
+    lr = math_nan if censored else float(lrs[at])
     return NEps(
         n_eps=math_nan if censored else point,
         ci_lo=float(lo),
         ci_hi=float(hi),
         censored=censored,
         lr_at_n_eps=lr,
+        choice=at,
     )
 
 

@@ -69,6 +69,16 @@ class Unit:
     id: str = field(default="", compare=False)
 
     @property
+    def wd(self) -> float:
+        """The run's weight decay (one value of the cell's list)."""
+        return self.spec.train.weight_decays[0]
+
+    @property
+    def choice(self) -> tuple[float, float]:
+        """The hyper-parameters chosen on validation: (step size, weight decay)."""
+        return (self.lr, self.wd)
+
+    @property
     def key(self) -> dict:
         """Everything that determines the run's numbers (hashed into its id)."""
         return _unit_key(self.spec.model_dump(mode="json"), self.seed, self.lr,
@@ -241,7 +251,11 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
     (always true with a single step size), ``lr_selected`` is that step size; ``lr_search``
     says how the step sizes were found ("auto", "list", "fixed") and ``lr_edge`` is the
     smallest step size at which a run of the same batch (cell and largest ``n``) diverged
-    (NaN if none did: for "auto", the search then stopped at ``lr_max``).
+    (NaN if none did: for "auto", the search then stopped at ``lr_max`` or where the
+    validation error turned up). With a ``weight_decay`` list the choice is of the pair
+    (``lr_selected``, ``wd_selected``). ``papers_rule_best_by_test`` marks the pair with the
+    smallest median *test* error at that ``n``: the papers' rule, for comparison with their
+    tables only; nothing in pacsim uses it.
     """
     rows = []
     for unit in units:
@@ -275,15 +289,25 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
     df["lr_edge"] = df["lr_edge"].astype(float)
     df["lr_chosen"] = True
     df["lr_selected"] = df["train.lr"].astype(float)
+    df["wd_selected"] = _wd_column(df).astype(float)
+    df["papers_rule_best_by_test"] = True
     for _, part in df.groupby("cell", sort=False):
-        lrs = sorted(part["train.lr"].unique())
-        if len(lrs) == 1:
+        choices = _choices(part)
+        if len(choices) == 1:
             continue
-        err, val, ns = _cell_arrays(part, lrs, list(cfg.seeds))
+        err, val, ns = _cell_arrays(part, choices, list(cfg.seeds))
         _, choice = samples.selected_median(err, val)
-        chosen = dict(zip(ns.tolist(), np.asarray(lrs)[choice].tolist(), strict=True))
-        df.loc[part.index, "lr_selected"] = part["n"].map(chosen).to_numpy()
-        df.loc[part.index, "lr_chosen"] = part["train.lr"].to_numpy() == part["n"].map(chosen)
+        pick = {n: choices[c] for n, c in zip(ns.tolist(), choice.tolist(), strict=True)}
+        mine = list(zip(part["train.lr"], _wd_column(part), strict=True))
+        df.loc[part.index, "lr_selected"] = [pick[n][0] for n in part["n"]]
+        df.loc[part.index, "wd_selected"] = [pick[n][1] for n in part["n"]]
+        df.loc[part.index, "lr_chosen"] = [c == pick[n] for c, n in zip(mine, part["n"],
+                                                                          strict=True)]
+        # the papers' rule, for comparison with their tables only: best median TEST error
+        _, by_test = samples.selected_median(err, err)
+        papers = {n: choices[c] for n, c in zip(ns.tolist(), by_test.tolist(), strict=True)}
+        df.loc[part.index, "papers_rule_best_by_test"] = [
+            c == papers[n] for c, n in zip(mine, part["n"], strict=True)]
     return df.drop(columns="batch_n")
 
 
@@ -308,12 +332,13 @@ def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame,
         seeds = list(cfg.seeds)
         n_cap = _n_cap(cfg, spec)
         if len(df):
-            lrs = sorted(df["train.lr"].unique())
+            lrs = _choices(df)
             err, val, ns = _cell_arrays(df, lrs, seeds)
             est = samples.n_eps(err, val, ns, lrs, t.eps, n_boot=t.n_boot, ci=t.ci,
                                 rng=samples.boot_rng(cell_id(spec), seeds))
         else:  # the caps leave no sample size to try
             est = samples.NEps(np.nan, np.inf, np.inf, True, np.nan)
+        wd = lrs[est.choice][1] if len(df) and est.choice >= 0 else np.nan
         by = None
         if est.censored:
             by = capped.get(cell) or _limit(df, t.eps) or _cap_name(cfg, spec, n_cap)
@@ -322,7 +347,8 @@ def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame,
                     "protocol": spec.train.protocol, "eps": t.eps, "n_max": t.n_max,
                     "n_cap": n_cap, "n_seeds": len(seeds), "n_eps": est.n_eps,
                     "ci_lo": est.ci_lo, "ci_hi": est.ci_hi, "censored": est.censored,
-                    "censored_by": by, "lr_at_n_eps": est.lr_at_n_eps, "ci": t.ci})
+                    "censored_by": by, "lr_at_n_eps": est.lr_at_n_eps, "wd_at_n_eps": wd,
+                    "ci": t.ci})
     return pd.DataFrame(out)
 
 
@@ -588,13 +614,30 @@ class _Search:
         return [u for lr in unit_lrs(spec) for u in self._units(cell, checkpoints, lr)]
 
     def _units(self, cell: int, checkpoints: tuple[int, ...], lr: float) -> list[Unit]:
-        """The runs of every seed at step size ``lr``."""
+        """The runs of every seed (and weight decay of a list) at step size ``lr``."""
         spec = self.cells[cell][1]
         validate = _validates(spec)
-        key = functools.partial(_unit_key, self._dumps[cell], lr=lr, checkpoints=checkpoints,
-                                validate=validate)
-        return [Unit(cell, spec, seed, lr, checkpoints, validate, run_id(key(seed=seed)))
-                for seed in self.cfg.seeds]
+        out = []
+        for one, dump in self._by_wd(cell):
+            key = functools.partial(_unit_key, dump, lr=lr, checkpoints=checkpoints,
+                                    validate=validate)
+            out += [Unit(cell, one, seed, lr, checkpoints, validate, run_id(key(seed=seed)))
+                    for seed in self.cfg.seeds]
+        return out
+
+    def _by_wd(self, cell: int) -> list[tuple[RunSpec, dict]]:
+        """The cell's spec and its dump, one per weight decay of a ``weight_decay`` list (the
+        cell's own when it is one number)."""
+        spec = self.cells[cell][1]
+        wds = spec.train.weight_decays
+        if not isinstance(spec.train.weight_decay, tuple):
+            return [(spec, self._dumps[cell])]
+        out = []
+        for wd in wds:
+            one = spec.model_copy(update={"train": spec.train.model_copy(
+                update={"weight_decay": wd})})
+            out.append((one, one.model_dump(mode="json")))
+        return out
 
 
 #: Step sizes a search is expected to try, before it has tried any (for the ETA only).
@@ -605,7 +648,8 @@ def _validates(spec: RunSpec) -> bool:
     """Whether the runs of a cell record the validation error: it chooses their step size
     (a list, or a search) or their stopping epoch (``patience``)."""
     tc = spec.train
-    return tc.lr_search != "fixed" or (tc.patience is not None and tc.protocol == "finite")
+    return (tc.lr_search != "fixed" or len(tc.weight_decays) > 1
+            or (tc.patience is not None and tc.protocol == "finite"))
 
 
 def _next_lr(spec: RunSpec, batch: list[Unit], records: dict) -> float | None:
@@ -644,17 +688,21 @@ FLAT = 0.01
 
 
 def _lr_outcomes(batch: list[Unit], records: dict, n: int) -> tuple[dict, dict]:
-    """Per step size of a batch: whether any seed's run diverged, and the median over seeds of
-    the validation error at ``n`` (``inf`` where not reached)."""
+    """Per step size of a batch: whether any run (any seed, any weight decay) diverged, and the
+    median over seeds of the validation error at ``n`` (``inf`` where not reached), at the
+    best weight decay."""
     diverged: dict[float, bool] = {}
-    vals: dict[float, list[float]] = {}
+    vals: dict[tuple, list[float]] = {}
     for u in batch:
         res = records[u.id]["result"]
         diverged[u.lr] = diverged.get(u.lr, False) or res["status"] == "diverged"
         row = next((r for r in res["rows"] if r["n"] == n), None)
         v = row.get("val_nmse", np.inf) if row else np.inf
-        vals.setdefault(u.lr, []).append(np.inf if v is None or not np.isfinite(v) else v)
-    return diverged, {lr: float(np.median(v)) for lr, v in vals.items()}
+        vals.setdefault(u.choice, []).append(np.inf if v is None or not np.isfinite(v) else v)
+    best: dict[float, float] = {}
+    for (lr, _), v in vals.items():
+        best[lr] = min(best.get(lr, np.inf), float(np.median(v)))
+    return diverged, best
 
 
 def _unit_key(dump: dict, seed: int, lr: float, checkpoints, validate: bool) -> dict:
@@ -751,7 +799,7 @@ def _outcome(cfg: SweepConfig, batch: list[Unit], records: dict) -> tuple[bool, 
     """Whether the median (validation-chosen step size) test error at this n is <= eps, and
     whether any run of the batch hit the wall-time cap."""
     n = batch[0].checkpoints[-1]
-    lrs = sorted({u.lr for u in batch})
+    lrs = sorted({u.choice for u in batch})
     seeds = sorted({u.seed for u in batch})
     err = np.full((len(lrs), len(seeds), 1), np.nan)
     val = np.full_like(err, np.nan)
@@ -761,18 +809,31 @@ def _outcome(cfg: SweepConfig, batch: list[Unit], records: dict) -> tuple[bool, 
         timed_out |= res["status"] == "timeout"
         row = next((r for r in res["rows"] if r["n"] == n), None)
         if row is not None:
-            i, j = lrs.index(u.lr), seeds.index(u.seed)
+            i, j = lrs.index(u.choice), seeds.index(u.seed)
             err[i, j, 0], val[i, j, 0] = row["test_nmse"], row["val_nmse"]
     med, _ = samples.selected_median(err, val)
     return bool(med[0] <= cfg.target.eps), timed_out
 
 
+def _choices(df: pd.DataFrame) -> list[tuple[float, float]]:
+    """The (step size, weight decay) pairs run in a cell's rows, sorted."""
+    return sorted(set(zip(df["train.lr"], _wd_column(df), strict=True)))
+
+
+def _wd_column(df: pd.DataFrame) -> pd.Series:
+    if "train.weight_decay" not in df:
+        return pd.Series(0.0, index=df.index)
+    return pd.to_numeric(df["train.weight_decay"], errors="coerce").fillna(0.0)
+
+
 def _cell_arrays(df: pd.DataFrame, lrs: list, seeds: list):
-    """``err``, ``val`` of shape (step sizes, seeds, n) and the sorted ``ns`` of one cell."""
+    """``err``, ``val`` of shape (choices, seeds, n) and the sorted ``ns`` of one cell, for the
+    (step size, weight decay) pairs ``lrs`` (:func:`_choices`)."""
     ns = np.array(sorted(df["n"].unique()))
     err = np.full((len(lrs), len(seeds), len(ns)), np.nan)
     val = np.full_like(err, np.nan)
-    r = df["train.lr"].map({lr: i for i, lr in enumerate(lrs)}).to_numpy()
+    index = {c: i for i, c in enumerate(lrs)}
+    r = np.array([index[c] for c in zip(df["train.lr"], _wd_column(df), strict=True)], dtype=int)
     s = df["seed"].map({sd: i for i, sd in enumerate(seeds)}).to_numpy()
     k = np.searchsorted(ns, df["n"].to_numpy())
     err[r, s, k] = df["test_nmse"].to_numpy()
@@ -788,11 +849,11 @@ def _point_n_eps(cfg: SweepConfig, spec: RunSpec, units: list[Unit], records: di
         by_n = {r["n"]: r for r in res["rows"]}
         for n in u.checkpoints:
             r = by_n.get(n, {})
-            rows.append({"n": n, "train.lr": u.lr, "seed": u.seed,
+            rows.append({"n": n, "train.lr": u.lr, "train.weight_decay": u.wd, "seed": u.seed,
                          "test_nmse": r.get("test_nmse", np.inf),
                          "val_nmse": r.get("val_nmse", np.inf)})
     table = pd.DataFrame(rows)
-    err, val, ns = _cell_arrays(table, sorted(table["train.lr"].unique()), list(cfg.seeds))
+    err, val, ns = _cell_arrays(table, _choices(table), list(cfg.seeds))
     med, _ = samples.selected_median(err, val)
     return float(samples.first_reached(med, ns, cfg.target.eps))
 

@@ -130,14 +130,16 @@ def concept_keys(keys: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class CellData:
-    """The errors of one cell as arrays: ``err`` and ``val`` of shape (R, S, K) for step sizes
-    ``lrs`` (R,), seeds ``seeds`` (S,) and sample sizes ``ns`` (K,)."""
+    """The errors of one cell as arrays: ``err`` and ``val`` of shape (R, S, K) for the R
+    hyper-parameter choices (step size ``lrs`` and weight decay ``wds``, each (R,)), seeds
+    ``seeds`` (S,) and sample sizes ``ns`` (K,)."""
 
     err: np.ndarray
     val: np.ndarray
     ns: np.ndarray
     lrs: np.ndarray
     seeds: np.ndarray
+    wds: np.ndarray | None = None  #: the weight decay of each choice (R,), with ``lrs``
 
 
 #: Test-error columns a learning curve can show: normalised (the sweep's), plain MSE per output,
@@ -156,17 +158,23 @@ def cell_arrays(results: pd.DataFrame, metric: str = "test_nmse") -> dict[int, C
     s_index = {s: i for i, s in enumerate(seeds)}
     out = {}
     for cell, df in results.groupby("cell", sort=True):
-        lrs = pd.unique(df["train.lr"]) if "train.lr" in df else np.array([0.0])
+        lr = df["train.lr"] if "train.lr" in df else pd.Series(0.0, index=df.index)
+        wd = (pd.to_numeric(df["train.weight_decay"], errors="coerce").fillna(0.0)
+              if "train.weight_decay" in df else pd.Series(0.0, index=df.index))
+        pairs = list(zip(lr, wd, strict=True))
+        choices = list(dict.fromkeys(pairs))  # (step size, weight decay), in order of appearance
+        lrs = np.array([c[0] for c in choices], dtype=float)
         ns = np.sort(df["n"].unique())
-        err = np.full((len(lrs), len(seeds), len(ns)), np.nan)
+        err = np.full((len(choices), len(seeds), len(ns)), np.nan)
         val = np.full_like(err, np.nan)
-        r = df["train.lr"].map({lr: i for i, lr in enumerate(lrs)}).to_numpy() if "train.lr" in df \
-            else np.zeros(len(df), int)
+        index = {c: i for i, c in enumerate(choices)}
+        r = np.array([index[c] for c in pairs], dtype=int)
         s = df["seed"].map(s_index).to_numpy()
         k = np.searchsorted(ns, df["n"].to_numpy())
         err[r, s, k] = df[metric].to_numpy(float)
         val[r, s, k] = df["val_nmse"].to_numpy(float) if "val_nmse" in df else np.nan
-        out[int(cell)] = CellData(err, val, ns, np.asarray(lrs, float), np.asarray(seeds))
+        out[int(cell)] = CellData(err, val, ns, lrs, np.asarray(seeds),
+                                  np.array([c[1] for c in choices], dtype=float))
     return out
 
 

@@ -166,6 +166,9 @@ def _momentum(learner, inputs, Y, eta, tc, rng, result, loss_scale=1.0) -> float
     ``tc.loss``'s convention: the learner's half_sse gradient times ``loss_scale`` (``2/k``
     for "mse"), weight decay added after it. Returns the last epoch's mean batch loss (same
     convention); a non-finite loss or gradient marks the run diverged."""
+    if len(tc.weight_decays) != 1:
+        raise ValueError("one run takes one weight_decay; a list is chosen per cell by the sweep")
+    (wd,) = tc.weight_decays
     weights = learner.trained()
     velocity = [np.zeros_like(w) for w in weights]
     N = len(Y)
@@ -186,8 +189,8 @@ def _momentum(learner, inputs, Y, eta, tc, rng, result, loss_scale=1.0) -> float
             for w, v, g in zip(weights, velocity, grads, strict=True):
                 if loss_scale != 1.0:
                     g = g * loss_scale
-                if tc.weight_decay:
-                    g = g + tc.weight_decay * w
+                if wd:
+                    g = g + wd * w
                 v *= tc.momentum
                 v += g
                 w -= lr_t * v

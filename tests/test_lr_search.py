@@ -154,3 +154,49 @@ def test_patience_is_for_vanilla_sgd():
     online = RunSpec.model_validate({**SPEC, "train": {**SPEC["train"], "protocol": "online"}})
     res = train.run(online, seed=0, lr=1.0, checkpoints=[8, 16])  # ignored, like epochs
     assert "best_epoch" not in res.rows[0] and np.isnan(res.rows[0]["val_nmse"])
+
+
+WD = {
+    "name": "wd",
+    "seeds": [0, 1, 2],
+    "base": {"concept": {"family": "resnet", "d_in": 6, "d": 2},
+             "model": {"kind": "mlp2", "m": 16},
+             "train": {"protocol": "finite", "optimizer": "momentum", "lr_units": "raw",
+                       "lr": [0.02, 0.1], "weight_decay": [0.0, 1e-3, 0.05], "epochs": 4,
+                       "batch": 8, "n_test": 60, "n_val": 40}},
+    "target": {"eps": 0.05, "n_min": 64, "n_max": 64, "n_boot": 100},
+}
+
+
+def _wd_choice(tmp_path, n_test):
+    raw = {**WD, "base": {**WD["base"], "train": {**WD["base"]["train"], "n_test": n_test}}}
+    run_sweep(parse_sweep(raw), out=tmp_path / str(n_test), workers=1, progress=False)
+    return pd.read_parquet(tmp_path / str(n_test) / "wd" / "results.parquet")
+
+
+def test_lr_and_weight_decay_are_chosen_jointly_on_validation_only(tmp_path):
+    a = _wd_choice(tmp_path, 60)
+    assert len(a) == 2 * 3 * 3 and set(a["train.weight_decay"]) == {0.0, 1e-3, 0.05}
+    med = a.groupby(["train.lr", "train.weight_decay"])["val_nmse"].median()
+    best = med.idxmin()
+    chosen = a[a["lr_chosen"]]
+    assert set(zip(chosen["train.lr"], chosen["train.weight_decay"])) == {best}
+    assert (a["lr_selected"] == best[0]).all() and (a["wd_selected"] == best[1]).all()
+    # the papers' rule (best by test) is its own column, flagged by its name
+    by_test = a.groupby(["train.lr", "train.weight_decay"])["test_nmse"].median().idxmin()
+    flagged = a[a["papers_rule_best_by_test"]]
+    assert set(zip(flagged["train.lr"], flagged["train.weight_decay"])) == {by_test}
+    # another test set changes the test errors, never the choice
+    b = _wd_choice(tmp_path, 90)
+    key = ["train.lr", "train.weight_decay", "seed"]
+    assert not np.allclose(a.sort_values(key)["test_nmse"], b.sort_values(key)["test_nmse"])
+    npt_val = a.sort_values(key)["val_nmse"].to_numpy(), b.sort_values(key)["val_nmse"].to_numpy()
+    assert np.array_equal(*npt_val)  # same code path, same validation set: bit for bit
+    assert (b["lr_selected"] == best[0]).all() and (b["wd_selected"] == best[1]).all()
+
+
+def test_weight_decay_belongs_to_the_momentum_preset():
+    from pacsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="weight_decay belongs to"):
+        parse_sweep({"name": "x", "seeds": [0], "base": {"train": {"weight_decay": [0.0, 0.1]}}})
