@@ -89,12 +89,15 @@ def make_executor(
     init, init_args : callable, tuple
         Run once in every worker before its first task (warm the Numba cache).
     hard_timeout : float, optional
-        ``local`` only: kill a worker whose current task has run this long (seconds).
+        End the worker process of a task that has run this long (seconds); the task comes
+        back as :class:`WorkerTimeout`. Local: the worker is killed and replaced. Dask: its
+        nanny restarts it (``Client.restart_workers``).
     """
     if name == "local":
         return LocalExecutor(workers or available_cores(), init, init_args, hard_timeout)
     if name == "dask":
-        return DaskExecutor(scheduler, workers or available_cores(), init, init_args)
+        return DaskExecutor(scheduler, workers or available_cores(), init, init_args,
+                            hard_timeout)
     raise PacsimError(f"unknown executor {name!r}; allowed: {', '.join(EXECUTORS)}")
 
 
@@ -287,7 +290,7 @@ class LocalExecutor:
             key = w.inflight.popleft()
             self._sent.pop(key, None)
             if w.killed_for == key:
-                err = WorkerTimeout(f"worker killed after {self._hard_timeout:g} s (hard deadline)")
+                err = WorkerTimeout(_timeout_text(self._hard_timeout))
             else:
                 err = WorkerDied(f"worker process died ({_exit_text(code)})")
             out.append((key, err))
@@ -320,6 +323,11 @@ class LocalExecutor:
             if w.inflight and w.killed_for is None and now - w.head_since > self._hard_timeout:
                 w.killed_for = w.inflight[0]
                 w.proc.kill()
+
+
+def _timeout_text(seconds: float) -> str:
+    return (f"stopped at the wall-time cap: its worker process was ended after {seconds:g} s "
+            "(the run was in compiled code, which cannot be interrupted)")
 
 
 def _exit_text(code: int | None) -> str:
@@ -369,7 +377,8 @@ class DaskExecutor:
 
     name = "dask"
 
-    def __init__(self, scheduler: str | None, workers: int, init=None, init_args=()):
+    def __init__(self, scheduler: str | None, workers: int, init=None, init_args=(),
+                 hard_timeout: float | None = None):
         try:
             import dask
             import distributed
@@ -383,6 +392,9 @@ class DaskExecutor:
         self._futures: dict = {}
         self._queue: collections.deque = collections.deque()  # (key, fn, arg) not submitted
         self._threads, self._threads_at = 1, -math.inf
+        self._hard_timeout = hard_timeout
+        self._started: dict[str, float] = {}  # future key -> when it was submitted
+        self._killed: set[str] = set()  # future keys whose worker was ended for overrunning
         try:
             if scheduler is None:
                 env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV}
@@ -433,9 +445,12 @@ class DaskExecutor:
             return []
         self._dispatch()
         out = []
+        if self._hard_timeout is not None:
+            timeout = self._until_overrun(timeout)
         try:
             fkey = self._done.get(timeout=timeout)
         except queue.Empty:
+            self._end_overruns()
             return out
         while True:
             key, fut = self._futures.pop(fkey)
@@ -445,6 +460,7 @@ class DaskExecutor:
                 fkey = self._done.get_nowait()
             except queue.Empty:
                 break
+        self._end_overruns()
         self._dispatch()
         return out
 
@@ -462,11 +478,54 @@ class DaskExecutor:
             fut = self.client.submit(fn, arg, key=f"pacsim-{key}-{time.monotonic_ns()}",
                                      pure=False)
             self._futures[fut.key] = (key, fut)
+            self._started[fut.key] = time.monotonic()  # at most one task per thread: it starts
             fut.add_done_callback(lambda f: self._done.put(f.key))
 
+    def _until_overrun(self, timeout):
+        now = time.monotonic()
+        left = [t + self._hard_timeout - now for k, t in self._started.items()
+                if k not in self._killed]
+        if not left:
+            return timeout
+        t = max(0.05, min(left))
+        return t if timeout is None else min(t, timeout)
+
+    def _end_overruns(self) -> None:
+        """Restart (through its nanny) the worker of every task past the hard deadline; a
+        worker stuck in compiled code cannot answer anything else. Its task then fails, and
+        comes back as :class:`WorkerTimeout`. Without a nanny (an external cluster started
+        so), the task is cancelled and reported the same way; its worker finishes it."""
+        if self._hard_timeout is None:
+            return
+        now = time.monotonic()
+        late = [k for k, t in self._started.items()
+                if k not in self._killed and now - t > self._hard_timeout]
+        if not late:
+            return
+        where = {}
+        with contextlib.suppress(Exception):
+            for addr, keys in self.client.processing().items():
+                for k in keys:
+                    where[k] = addr
+        for k in late:
+            self._killed.add(k)
+            addr = where.get(k)
+            try:
+                if addr is None:
+                    raise RuntimeError("not processing")
+                self.client.restart_workers([addr], timeout=30, raise_for_error=True)
+            except Exception:  # noqa: BLE001 - no nanny, or the task just finished
+                _, fut = self._futures.get(k, (None, None))
+                if fut is not None and not fut.done():
+                    fut.cancel()
+
     def _outcome(self, fut):
+        self._started.pop(fut.key, None)
         if fut.status == "finished":
             return fut.result()
+        if fut.key in self._killed:
+            self._killed.discard(fut.key)
+            return WorkerTimeout(_timeout_text(self._hard_timeout))
         try:
             exc = fut.exception()
         except Exception as e:  # noqa: BLE001 - cancelled (scheduler lost the task)
@@ -594,12 +653,17 @@ def _deadline(seconds: float | None):
 def _test_hook(seed: int) -> None:
     """Private fault injection for pacsim's own tests (``_PACSIM_TEST_HOOK``, JSON): make the
     runs of some seeds crash their worker process (``crash_seeds``), raise (``raise_seeds``),
-    sleep first (``sleep_s``, for the seeds ``sleep_seeds`` or all), or wait until a file
+    sleep first (``sleep_s``, for the seeds ``sleep_seeds`` or all; ``compiled_sleep_s``: in
+    C code holding the GIL, out of reach of the in-run deadline), or wait until a file
     exists (``wait_file``). Not a feature."""
     hook = os.environ.get("_PACSIM_TEST_HOOK")
     if not hook:
         return
     hook = json.loads(hook)
+    if hook.get("compiled_sleep_s") and seed in hook.get("sleep_seeds", [seed]):
+        # like a long LAPACK or Numba call: C code that holds the GIL, which no in-thread
+        # deadline can interrupt (ctypes.PyDLL keeps the GIL during the call)
+        ctypes.PyDLL(None).sleep(int(hook["compiled_sleep_s"]))
     if hook.get("sleep_s") and seed in hook.get("sleep_seeds", [seed]):
         end = time.monotonic() + hook["sleep_s"]
         while time.monotonic() < end:  # short naps: a wall-time cap can interrupt it

@@ -448,7 +448,7 @@ class _Sweep:
         kinds = sorted({(spec.model.kind, getattr(spec.model, "dtype", "float64"))
                         for _, spec in self.search.cells})
         learners.warmup(kinds)  # compile once, before the workers load the cache
-        hard = None if self.budget.max_wall_s is None else 2 * self.budget.max_wall_s + 30
+        hard = None if self.budget.max_wall_s is None else self.budget.max_wall_s + HARD_GRACE_S
         waiters: dict[str, list[Unit]] = {}
         if executor == "local" or scheduler is None:  # no more workers than runs to do
             workers = min(workers or available_cores(), len(todo) + self.search.runs_left())
@@ -639,6 +639,10 @@ class _Search:
             out.append((one, one.model_dump(mode="json")))
         return out
 
+
+#: A run past ``target.max_wall_s`` by this much has its worker process ended (it is stuck in
+#: compiled code, which the in-run deadline cannot interrupt), on every executor.
+HARD_GRACE_S = 2.0
 
 #: Step sizes a search is expected to try, before it has tried any (for the ETA only).
 AUTO_LR_GUESS = 8

@@ -248,3 +248,26 @@ def test_wall_time_and_step_caps_censor_the_cell(config, tmp_path, monkeypatch):
     sc = pd.read_parquet(tmp_path / "faults" / "sample_complexity.parquet")
     assert sc["n_cap"].tolist() == [40, 20]
     assert set(sc["censored_by"].dropna()) <= {"max_steps"}
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_a_run_stuck_in_compiled_code_is_stopped_at_the_wall_time_cap(config, tmp_path,
+                                                                     monkeypatch, executor):
+    """The in-run deadline cannot interrupt C code that holds the GIL (a long LAPACK or Numba
+    call); the executor ends the worker process instead, within a few seconds of the cap, on
+    both executors, and the run is recorded as a timeout while the sweep goes on."""
+    cfg = load_sweep(config)
+    capped = cfg.model_copy(update={"grid": {"train.protocol": ("online",)},
+                                    "target": cfg.target.model_copy(update={"max_wall_s": 2.0})})
+    monkeypatch.setenv("_PACSIM_TEST_HOOK",
+                       json.dumps({"compiled_sleep_s": 60, "sleep_seeds": [1]}))
+    t0 = time.perf_counter()
+    o = run_sweep(capped, out=tmp_path, workers=2, progress=False, executor=executor)
+    took = time.perf_counter() - t0
+    assert o.n_timeout == 1 and o.n_failed == 0 and o.n_runs == 2
+    assert took < 45, took  # cap 2 s + grace 2 s + worker start-up, never the 60 s sleep
+    res = pd.read_parquet(tmp_path / "faults" / "results.parquet")
+    slow = res[res["seed"] == 1]
+    assert set(slow["status"]) == {"timeout"} and slow["message"].str.contains("wall-time cap").all()
+    assert slow["message"].str.contains("ended after 4 s").all()  # the cap plus HARD_GRACE_S
+    assert set(res.loc[res["seed"] == 0, "status"]) == {"ok"}
