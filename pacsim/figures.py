@@ -75,18 +75,16 @@ def load_analysis(
 
 
 def _with_sweep_table(table: pd.DataFrame, run_dir: Path, eps: float) -> pd.DataFrame:
-    """Add what only ``sample_complexity.parquet`` knows, when it is there and was made for
-    the same ``eps``: which cap censored a cell (``censored_by``), and the cells that have no
-    runs at all (the caps left no sample size to try), as censored rows."""
+    """Add the cells that have no runs at all (the caps left no sample size to try), which
+    only ``sample_complexity.parquet`` knows, as censored rows (when it was made for the same
+    ``eps``). Everything else, ``censored_by`` included, comes from ``results.parquet``
+    through :func:`pacsim.tables.n_eps_table`."""
     path = run_dir / "sample_complexity.parquet"
     if not path.is_file():
         return table
     sc = pd.read_parquet(path)
     if sc.empty or "eps" not in sc or not (sc["eps"] == eps).all():
         return table
-    if "censored_by" in sc:
-        by = sc.set_index("cell")["censored_by"]
-        table = table.assign(censored_by=table["cell"].map(by).where(table["censored"]))
     missing = sc[~sc["cell"].isin(table["cell"])]
     if missing.empty:
         return table

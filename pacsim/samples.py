@@ -20,6 +20,7 @@ resamples is ``+inf``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -115,7 +116,8 @@ def boot_rng(cell_id: str, seeds) -> np.random.Generator:
     """The bootstrap generator of a cell: derived from the cell's identity (the hex id of its
     resolved config, ``cell_id`` in the tables) and its seeds, never from its position, so
     adding a grid value leaves the other cells' CIs unchanged."""
-    return np.random.default_rng(np.random.SeedSequence([int(cell_id, 16), *map(int, seeds)]))
+    key = int(hashlib.sha256(str(cell_id).encode()).hexdigest()[:16], 16)
+    return np.random.default_rng(np.random.SeedSequence([key, *map(int, seeds)]))
 
 
 class BisectionSearch:

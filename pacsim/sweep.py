@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import learners, samples
+from . import learners, samples, tables
 from .config import RunSpec, SweepConfig, geometric_grid, parse_sweep, section_label
 from .errors import PacsimError
 from .executors import (
@@ -258,10 +258,16 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
     tables only; nothing in pacsim uses it.
     """
     rows = []
+    caps = {}
+    for cell, (_, spec) in enumerate(cells):
+        n_cap = _n_cap(cfg, spec)
+        caps[cell] = {"sgd": bool(learners.LEARNERS[spec.model.kind].SGD), "n_cap": n_cap,
+                      "cap": _cap_name(cfg, spec, n_cap)}
     for unit in units:
         rec = records[unit.id]
         res = rec["result"]
         base = {"run_id": unit.id, "cell": unit.cell, "cell_id": cell_id(cells[unit.cell][1]),
+                **caps[unit.cell],
                 **_flat(unit.spec.model_dump(mode="json"))}
         base.update({"train.lr": unit.lr, "seed": unit.seed, "eta": res["eta"],
                      "status": res["status"], "diverged_step": res["diverged_step"],
@@ -311,67 +317,29 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
     return df.drop(columns="batch_n")
 
 
-def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame,
-                            capped: dict[int, str] | None = None) -> pd.DataFrame:
-    """One row per cell: N_eps with its bootstrap CI, or censored (N_eps > the cap).
-
-    ``censored_by`` says why a censored cell stopped: the cap it hit, ``"n_max"``,
-    ``"max_steps"`` (the sample cap ``n_cap`` that ``target.max_steps`` implies is below
-    ``n_max``), ``"max_n"`` (a closed-form learner's sample cap is below ``n_max``) or
-    ``"max_wall_s"`` (runs stopped by the wall-time cap), ``"diverged"`` (at the largest
-    ``n`` every step size's median run diverged), ``"optimisation"`` (finite protocol: the
-    median training error stayed above ``eps``), or ``"failed"`` (a run raised an
-    error, listed by ``pacsim status``; ``--retry-failed`` reruns it). ``capped`` maps cells to
-    the last two.
-    """
+def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: N_eps with its bootstrap CI, or censored (N_eps > the cap), from
+    ``results`` through :func:`pacsim.tables.n_eps_table` (the one N_eps pipeline), with the
+    cells' grid labels; a cell the caps left without any sample size to try is censored by
+    that cap. ``censored_by`` is documented there."""
     t = cfg.target
-    capped = capped or {}
+    table = (tables.n_eps_table(results, t.eps, n_boot=t.n_boot, ci=t.ci)
+             if len(results) else pd.DataFrame(columns=["cell"]))
+    by_cell = table.set_index("cell")
     out = []
     for cell, (values, spec) in enumerate(cells):
-        df = results[results["cell"] == cell] if len(results) else results
-        seeds = list(cfg.seeds)
         n_cap = _n_cap(cfg, spec)
-        if len(df):
-            lrs = _choices(df)
-            err, val, ns = _cell_arrays(df, lrs, seeds)
-            est = samples.n_eps(err, val, ns, lrs, t.eps, n_boot=t.n_boot, ci=t.ci,
-                                rng=samples.boot_rng(cell_id(spec), seeds))
-        else:  # the caps leave no sample size to try
-            est = samples.NEps(np.nan, np.inf, np.inf, True, np.nan)
-        wd = lrs[est.choice][1] if len(df) and est.choice >= 0 else np.nan
-        by = None
-        if est.censored:
-            by = capped.get(cell) or _limit(df, t.eps) or _cap_name(cfg, spec, n_cap)
+        row = by_cell.loc[cell] if cell in by_cell.index else None
         labels = {k: section_label(v) for k, v in values.items()}
+        est = {"n_eps": np.nan, "ci_lo": np.inf, "ci_hi": np.inf, "censored": True,
+               "censored_by": _cap_name(cfg, spec, n_cap), "lr_at_n_eps": np.nan,
+               "wd_at_n_eps": np.nan}
+        if row is not None:
+            est = {k: row[k] for k in est}
         out.append({"cell": cell, "cell_id": cell_id(spec), **labels,
                     "protocol": spec.train.protocol, "eps": t.eps, "n_max": t.n_max,
-                    "n_cap": n_cap, "n_seeds": len(seeds), "n_eps": est.n_eps,
-                    "ci_lo": est.ci_lo, "ci_hi": est.ci_hi, "censored": est.censored,
-                    "censored_by": by, "lr_at_n_eps": est.lr_at_n_eps, "wd_at_n_eps": wd,
-                    "ci": t.ci})
+                    "n_cap": n_cap, "n_seeds": len(cfg.seeds), **est, "ci": t.ci})
     return pd.DataFrame(out)
-
-
-def _limit(df: pd.DataFrame, eps: float) -> str | None:
-    """Why a censored cell did not reach ``eps``, when its runs say so: ``"diverged"`` (at
-    the largest ``n``, every step size has a seed whose run diverged, so no step size was
-    usable) or ``"optimisation"`` (finite protocol: at the largest ``n`` the median training
-    error of the validation-chosen step size is above ``eps``: the network did not even fit
-    its samples, a limit of optimisation, not of samples). ``None`` otherwise."""
-    if not len(df):
-        return None
-    last = df[df["n"] == df["n"].max()]
-    err = last["test_nmse"].fillna(np.inf)
-    gone = last.assign(err=err).groupby("train.lr").agg(
-        med=("err", "median"), div=("status", lambda s: (s == "diverged").any()))
-    if (~np.isfinite(gone["med"]) & gone["div"]).all():
-        return "diverged"
-    if "train_nmse" in last:
-        chosen = last[last["lr_chosen"]] if "lr_chosen" in last else last
-        tr = chosen["train_nmse"].to_numpy(float)
-        if len(tr) and np.isfinite(tr).any() and np.median(np.where(np.isnan(tr), np.inf, tr)) > eps:
-            return "optimisation"
-    return None
 
 
 def unit_lrs(spec: RunSpec) -> tuple[float, ...]:
@@ -515,9 +483,7 @@ class _Sweep:
         write_parquet(results, self.run_dir.path / "results.parquet")
         uniq = {u.id: u for u in units}
         failed = [u for u in uniq.values() if self.records[u.id]["result"]["status"] == "failed"]
-        capped = {c: "max_wall_s" for c, p in enumerate(s.planners) if p.timed_out}
-        capped.update({u.cell: "failed" for u in failed})
-        sc = sample_complexity_table(self.cfg, s.cells, results, capped)
+        sc = sample_complexity_table(self.cfg, s.cells, results)
         write_parquet(sc, self.run_dir.path / "sample_complexity.parquet")
         statuses = [self.records[i]["result"]["status"] for i in uniq]
         o = SweepOutcome(run_dir=self.run_dir.path, n_cells=len(s.cells), n_runs=len(uniq),

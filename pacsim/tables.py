@@ -42,8 +42,8 @@ from . import samples
 
 #: Prefixes of the flattened config columns of results.parquet.
 CONFIG_PREFIXES = ("concept.", "model.", "train.")
-#: The SGD-trained learners, used when :data:`pacsim.learners.LEARNERS` cannot say.
-SGD_KINDS = ("rnn", "resnet", "mlp2", "mlp3")
+#: Hyper-parameters chosen per cell on the validation split (jointly), not grid keys.
+CHOSEN = ("train.lr", "train.weight_decay")
 #: The columns of a learner that are not part of its label.
 _NOT_LABEL = {"model.kind"}
 
@@ -51,27 +51,18 @@ _NOT_LABEL = {"model.kind"}
 
 
 def is_sgd(kind: str, results: pd.DataFrame | None = None) -> bool:
-    """Whether learner ``kind`` is trained by SGD (else it is a closed-form kernel learner).
+    """Whether learner ``kind`` is trained by SGD (else it is a closed-form kernel learner):
+    the ``sgd`` column of the results table, which the sweep writes from the learner registry
+    (:data:`pacsim.learners.LEARNERS`), or the registry itself for a table written before."""
+    if results is not None and "sgd" in results and "model.kind" in results:
+        flags = results.loc[results["model.kind"] == kind, "sgd"].dropna()
+        if len(flags):
+            return bool(flags.iloc[0])
+    from .learners import LEARNERS
 
-    Read from ``pacsim.learners.LEARNERS[kind].SGD`` when the registry has it; otherwise from
-    the table (closed-form runs take no SGD steps: ``steps == 0`` everywhere); otherwise from
-    :data:`SGD_KINDS`.
-    """
-    try:
-        from .learners import LEARNERS
-
-        flag = getattr(LEARNERS.get(kind), "SGD", None)
-        if flag is not None:
-            return bool(flag)
-    except Exception:  # noqa: BLE001 - the registry is optional here: the table must suffice
-        pass
-    if results is not None and "steps" in results and "model.kind" in results:
-        steps = results.loc[results["model.kind"] == kind, "steps"]
-        if len(steps) and (steps > 0).any():
-            return True
-        if len(steps) and (results["steps"] > 0).any():
-            return False  # other learners of this table take steps; this one takes none
-    return kind in SGD_KINDS
+    if kind not in LEARNERS:
+        raise KeyError(f"unknown learner kind {kind!r} and no sgd column to read it from")
+    return bool(LEARNERS[kind].SGD)
 
 
 def config_columns(results: pd.DataFrame) -> list[str]:
@@ -82,14 +73,14 @@ def config_columns(results: pd.DataFrame) -> list[str]:
 def varying_keys(results: pd.DataFrame) -> list[str]:
     """Config columns whose value differs between cells: the sweep's grid, seen from the table.
 
-    ``train.lr`` counts only when every cell ran one step size (a list of step sizes in one
-    cell is a choice made by validation, not a grid key). ``model.kind`` comes first, then
+    ``train.lr`` and ``train.weight_decay`` count only when every cell ran one value (several
+    values in one cell are a choice made by validation, not a grid key). ``model.kind`` comes first, then
     ``concept.*``, ``model.*`` and ``train.*`` keys in table order.
     """
     per_cell = results.groupby("cell", sort=True)
     keys = []
     for c in config_columns(results):
-        if c == "train.lr" and (per_cell[c].nunique() > 1).any():
+        if c in CHOSEN and (per_cell[c].nunique() > 1).any():
             continue
         first = per_cell[c].first() if results[c].notna().all() else per_cell[c].agg(_first_any)
         if _nunique(first) > 1:
@@ -162,7 +153,7 @@ def cell_arrays(results: pd.DataFrame, metric: str = "test_nmse") -> dict[int, C
         wd = (pd.to_numeric(df["train.weight_decay"], errors="coerce").fillna(0.0)
               if "train.weight_decay" in df else pd.Series(0.0, index=df.index))
         pairs = list(zip(lr, wd, strict=True))
-        choices = list(dict.fromkeys(pairs))  # (step size, weight decay), in order of appearance
+        choices = sorted(set(pairs))  # (step size, weight decay), as the sweep orders them
         lrs = np.array([c[0] for c in choices], dtype=float)
         ns = np.sort(df["n"].unique())
         err = np.full((len(choices), len(seeds), len(ns)), np.nan)
@@ -204,25 +195,68 @@ def n_eps_table(
     -------
     DataFrame, one row per cell: the columns of :func:`cell_table`, then ``n_eps``, ``ci_lo``,
     ``ci_hi`` (``+inf`` when censored in the resamples), ``censored``, ``n_max``, ``n_seeds``,
-    ``lr_at_n_eps``, ``eps``, ``ci``, ``n_runs``, ``n_diverged``, ``n_timeout`` (stopped by a
-    wall-time cap), ``n_failed``.
+    ``lr_at_n_eps``, ``wd_at_n_eps``, ``eps``, ``ci``, ``n_runs``, ``n_diverged``,
+    ``n_timeout`` (stopped by a wall-time cap), ``n_failed``, ``censored_by``.
+
+    This is the one place N_eps is computed: ``pacsim sweep`` (``sample_complexity.parquet``),
+    ``pacsim report``, ``pacsim plot`` and ``analysis/`` all call it on ``results.parquet``.
+    Each cell's bootstrap generator derives from its ``cell_id`` (:func:`samples.boot_rng`).
+
+    ``censored_by`` says why a censored cell stopped (None when it is not censored):
+    ``"failed"`` (a run raised an error), ``"max_wall_s"`` (runs stopped by the wall-time
+    cap), ``"diverged"`` (at the largest ``n`` every choice's median run diverged),
+    ``"optimisation"`` (the median training error, ``train_nmse``, stayed above ``eps``:
+    the network did not fit its samples), else the sample cap it hit, from the sweep's
+    ``cap`` column (``"n_max"``, ``"max_n"``: a closed-form learner's cap, ``"max_steps"``).
     """
     cells = cell_table(results)
     arrays = cell_arrays(results)
     status = _run_status(results)
+    ids = _cell_ids(results)
     rows = []
     for cell in cells["cell"]:
         a = arrays[int(cell)]
-        rng = samples.boot_rng(_cell_ids(results)[int(cell)], a.seeds)
+        part = results[results["cell"] == cell]
+        rng = samples.boot_rng(ids[int(cell)], a.seeds)
         est = samples.n_eps(a.err, a.val, a.ns, a.lrs, eps, n_boot=n_boot, ci=ci, rng=rng)
         st = status.get(int(cell), {})
+        cap = float(part["n_cap"].iloc[0]) if "n_cap" in part else float(a.ns.max())
         rows.append({"n_eps": est.n_eps, "ci_lo": est.ci_lo, "ci_hi": est.ci_hi,
                      "censored": est.censored,
-                     "n_max": float(n_max) if n_max is not None else float(a.ns.max()),
-                     "n_seeds": len(a.seeds), "lr_at_n_eps": est.lr_at_n_eps, "eps": eps,
-                     "ci": ci, "n_runs": st.get("runs", 0), "n_diverged": st.get("diverged", 0),
-                     "n_timeout": st.get("timeout", 0), "n_failed": st.get("failed", 0)})
+                     "n_max": float(n_max) if n_max is not None else cap,
+                     "n_seeds": len(a.seeds), "lr_at_n_eps": est.lr_at_n_eps,
+                     "wd_at_n_eps": (float(a.wds[est.choice]) if est.choice >= 0
+                                     and a.wds is not None else np.nan),
+                     "eps": eps, "ci": ci, "n_runs": st.get("runs", 0),
+                     "n_diverged": st.get("diverged", 0), "n_timeout": st.get("timeout", 0),
+                     "n_failed": st.get("failed", 0),
+                     "censored_by": censored_by(part, eps, st) if est.censored else None})
     return pd.concat([cells, pd.DataFrame(rows)], axis=1)
+
+
+def censored_by(part: pd.DataFrame, eps: float, status: dict | None = None) -> str:
+    """Why the censored cell whose rows are ``part`` did not reach ``eps`` (see
+    :func:`n_eps_table`)."""
+    status = status if status is not None else _run_status(part).get(int(part["cell"].iloc[0]), {})
+    if status.get("failed"):
+        return "failed"
+    if status.get("timeout"):
+        return "max_wall_s"
+    last = part[part["n"] == part["n"].max()]
+    err = last["test_nmse"].astype(float).fillna(np.inf)
+    choice = list(CHOSEN[:1]) + (["train.weight_decay"] if "train.weight_decay" in last else [])
+    by_choice = last.assign(err=err, div=last["status"] == "diverged").groupby(choice)
+    gone = by_choice.agg(med=("err", "median"), div=("div", "any"))
+    if (~np.isfinite(gone["med"]) & gone["div"]).all():
+        return "diverged"
+    if "train_nmse" in last:
+        chosen = last[last["lr_chosen"].astype(bool)] if "lr_chosen" in last else last
+        tr = chosen["train_nmse"].to_numpy(float)
+        if np.isfinite(tr).any() and np.median(np.where(np.isnan(tr), np.inf, tr)) > eps:
+            return "optimisation"
+    if "cap" in part and part["cap"].notna().any():
+        return str(part["cap"].dropna().iloc[0])
+    return "n_max"
 
 
 def _cell_ids(results: pd.DataFrame) -> dict[int, str]:

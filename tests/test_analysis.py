@@ -42,8 +42,8 @@ def make_results(
 ) -> pd.DataFrame:
     """A results.parquet-shaped table with known N_eps exponents per learner.
 
-    ``exponents`` maps ``model.kind`` to ``b``; kinds not in :data:`pacsim.tables.SGD_KINDS`
-    are closed-form (``steps = 0``, ``train.lr = 0``). ``ms`` adds a ``model.m`` grid key (with
+    ``exponents`` maps ``model.kind`` to ``b``; kinds other than the SGD learners are
+    closed-form (``steps = 0``, ``train.lr = 0``). ``ms`` adds a ``model.m`` grid key (with
     no effect). The per-seed log-factor is ``rho u_s + sqrt(1 - rho^2) v_{s, cell}`` (seeds
     share data across cells). ``fail = (kind, L, seed)`` marks that run failed (NaN errors).
     """
@@ -55,7 +55,7 @@ def make_results(
     frames = []
     cell = 0
     for kind, b in exponents.items():
-        sgd = kind in tables.SGD_KINDS
+        sgd = kind in ("rnn", "resnet", "mlp2", "mlp3")
         for m in ms:
             for L in Ls:
                 z = rho * u + np.sqrt(1 - rho**2) * rng.standard_normal(len(seeds))
@@ -68,7 +68,8 @@ def make_results(
                 df = pd.DataFrame({
                     "run_id": [f"r{cell}-{s}" for s in seed], "cell": cell, "cell_id": f"c{cell}",
                     "concept.family": "azl", "concept.L": L, "concept.links": "sin",
-                    "model.kind": kind, "train.protocol": "online" if sgd else "finite",
+                    "model.kind": kind, "sgd": sgd,
+                    "train.protocol": "online" if sgd else "finite",
                     "train.lr": 1.0 if sgd else 0.0, "seed": seed,
                     "status": np.where(failed, "failed", "ok"),
                     "diverged_step": pd.array([pd.NA] * len(seed), dtype="Int64"),
@@ -237,11 +238,12 @@ def test_n_eps_table_keeps_keys_and_failures():
     assert fits_m["exponent"].abs().max() < 0.5  # no width effect in the synthetic data
 
 
-def test_is_sgd_registry_then_table_then_names():
-    assert tables.is_sgd("rnn") is True
+def test_is_sgd_reads_the_table_then_the_registry():
+    assert tables.is_sgd("rnn") is True and tables.is_sgd("ntk") is False
     res = make_results({"rnn": 1.0, "weird_kernel": 2.0}, Ls=(4,))
-    assert tables.is_sgd("weird_kernel", res) is False
-    assert tables.is_sgd("weird_kernel") is False  # not in the registry nor SGD_KINDS
+    assert tables.is_sgd("weird_kernel", res) is False and tables.is_sgd("rnn", res) is True
+    with pytest.raises(KeyError, match="weird_kernel"):  # no column, not registered: say so
+        tables.is_sgd("weird_kernel")
 
 
 def test_learning_curves_median_and_iqr():
