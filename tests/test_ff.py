@@ -556,8 +556,7 @@ def test_train_run_on_a_vector_concept(monkeypatch, kind):
 @pytest.mark.parametrize(("family", "kind"),
                          [("resnet-parity", "resnet"), ("azll-exp", "mlp2"), ("azll-exp", "mlp3")])
 def test_train_run_on_the_papers_vector_targets(family, kind):
-    if family not in concepts.FAMILIES:
-        pytest.skip(f"concept family {family!r} not registered")
+    assert family in concepts.FAMILIES
     spec = RunSpec.model_validate({"concept": {"family": family},
                                    "model": {"kind": kind, "m": 32}, "train": {"n_test": 200}})
     res = train.run(spec, seed=0, lr=1.0, checkpoints=[64, 2048])
@@ -567,8 +566,6 @@ def test_train_run_on_the_papers_vector_targets(family, kind):
 
 def test_resnet_theorem_lr_ratio(rng):
     """``lr_ratio_v = "theorem"``: (alpha p_G C_s(G) / (p_F C_s(F)))^2 of a Concept-1 target."""
-    if "resnet" not in concepts.FAMILIES:
-        pytest.skip("concept family 'resnet' not registered")
     ccfg = concepts.FAMILIES["resnet"].Config(d_in=6, d=2, p_F=2, p_G=3, links_G=("z3",))
     concept = concepts.make(ccfg, rng)
     info = concept.info()
