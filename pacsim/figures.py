@@ -134,9 +134,8 @@ def make_figures(a: Analysis) -> dict:
 
 
 def save_figures(figs: dict, folder: Path, formats=("png", "pdf")) -> list[Path]:
-    """Save every figure as ``folder/<stem>.<format>`` and close it."""
-    import matplotlib.pyplot as plt
-
+    """Save every figure as ``folder/<stem>.<format>`` (plain :class:`~matplotlib.figure.Figure`
+    objects, not registered with ``pyplot``: nothing to close, no display needed)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, fig in figs.items():
@@ -144,7 +143,6 @@ def save_figures(figs: dict, folder: Path, formats=("png", "pdf")) -> list[Path]
             path = folder / f"{name}.{ext}"
             fig.savefig(path, dpi=150, bbox_inches="tight")
             written.append(path)
-        plt.close(fig)
     return written
 
 
