@@ -332,3 +332,23 @@ def test_learning_curves_script(tmp_path, capsys):
     assert "median" in out and "q25" in out
     lc = pd.read_csv(tmp_path / "analysis" / "learning_curves.csv")
     assert set(lc["cell"]) == {0, 1}
+
+
+def test_sample_complexity_script_fits_against_x(tmp_path, capsys):
+    """``--x KEY`` (advertised in the usage line) fits the power law against another column:
+    with widths m in {64, 256} and N_eps independent of m in the synthetic table, ``--x m``
+    fits against model.m (short or full name) and the exponents are near 0, not L's 1.0."""
+    res = make_results({"rnn": 1.0}, Ls=(4, 8), ms=(64, 256), n_max=2**12)
+    res.to_parquet(tmp_path / "results.parquet")
+    mod = load_script("sample_complexity")
+    for key in ("m", "model.m"):
+        assert mod.main([str(tmp_path), "--eps", "0.5", "--n-boot", "100", "--x", key]) == 0
+        out = capsys.readouterr().out
+        assert "N_eps ~ a m^b" in out and "N_eps ~ a L^b" not in out
+        fits = pd.read_csv(tmp_path / "analysis" / "fits.csv")
+        assert len(fits) == 2 and (fits["exponent"].abs() < 0.5).all()  # one line per L
+    assert mod.main([str(tmp_path), "--eps", "0.5", "--x", "L"]) == 0
+    assert "N_eps ~ a L^b" in capsys.readouterr().out
+    assert mod.main([str(tmp_path), "--eps", "0.5", "--x", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "--x 'bogus'" in err and "concept.L" in err and "model.m" in err
