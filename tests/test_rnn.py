@@ -668,7 +668,7 @@ def test_init_params_variances(rng, mode):
     m, d_in, d = 400, 50, 5
     p = rnn.init_params(m, d_in, d, rng, mode=mode)
     assert (p.m, p.d_in, p.d, p.cell) == (m, d_in, d, "relu") and p.dtype == np.float64
-    b_var = {"azl": 1.0, "pg21": 2.0, "plain": 1.0}[mode]  # rnn_theory.md 1.1
+    b_var = {"azl": 1.0, "pg21": 2.0, "plain": 1.0}[mode]  # PG21 (arXiv 2106.00047): B ~ N(0, 2/d)
     for a, var in ((p.W, 2.0 / m), (p.A, 2.0 / m), (p.B, b_var / d)):
         _assert_gaussian(a, var)
 
