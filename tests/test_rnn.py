@@ -306,8 +306,8 @@ def test_truncation_drops_the_far_terms(rng, cell):
 
 
 def test_neumann_rbp_equals_truncated_bptt_at_a_fixed_point(rng):
-    """icml_seeds.md 1.6, RBP-1 and RBP-2: a contractive tanh RNN driven to its fixed point by a
-    constant input, loss 0.5 ||h_T - target||^2 at the last step (B = I, lam = 1).
+    """RBP (Liao et al. 2018, arXiv 1803.06396): a contractive tanh RNN driven to its fixed point
+    by a constant input, loss 0.5 ||h_T - target||^2 at the last step (B = I, lam = 1).
 
     Neumann-RBP with K iterations (K + 1 terms) equals BPTT(K + 1) to rounding; full BPTT equals
     the implicit-function gradient.
