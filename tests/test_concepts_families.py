@@ -1,6 +1,11 @@
 """Every concept family: shapes, determinism, nestedness, save/load, info; then the PG21,
 regular-language, AZL-ResNet and AZLL families one by one (formulas, label scales, membership
-against independent automata, balanced sampling)."""
+against independent automata, balanced sampling).
+
+Tolerances: unit norms and exact constructions (a few roundings) use NumPy's default rtol 1e-7;
+label formulas written out are compared at 1e-12 of the largest label (sums that can cancel,
+tests/tolerance.py); Monte Carlo moments over 4000-20000 samples (standard errors of 1-3%) at
+5-10%, with fixed seeds; exact equalities only for the same draws or the same code."""
 
 import itertools
 import math
