@@ -34,8 +34,8 @@ The recursions assume inputs independent over time and across units. For Elman c
 then the infinite-width limit. The minimalRNN's ``Q`` recursion is a closure: it factorises
 ``E[u_t^2 h_{t-1}^2] = E[u_t^2] Q_{t-1}``, dropping the correlation between a unit's gate and
 its state (both driven by the unit's own field, correlated in time), and overestimates ``Q*``
-at every width: by 2% with fast gates (``mu_b = 0, sigma_w = 1``), 8-25% with slow or open
-gates (``mu_b >= 2``) or near criticality; ``chi_1`` stays within 1%. :func:`single_site` is
+at every width: by 2% with fast gates (``mu_b = 0, sigma_w = 1``), by 8-25% with gates that
+stay near 1 (``mu_b >= 2``) or near criticality; ``chi_1`` stays within 1%. :func:`single_site` is
 the exact infinite-width limit (Monte Carlo of the single-unit process), which finite networks
 match within their sampling error (tests/test_meanfield.py: ``chi_1`` 2%, ``q``/``Q`` 3% at
 m = 1000).
@@ -342,10 +342,11 @@ def single_site(
     and :func:`predict` is this limit. For the minimalRNN :func:`predict` factorises
     ``E[u_t^2 h_{t-1}^2] = E[u_t^2] Q_{t-1}``, but ``u_t`` and ``h_{t-1}`` of one unit are
     correlated through the unit's own field, which is correlated in time (the tied ``W`` sees a
-    slowly changing ``h``): units whose gate stays open keep less of their input. The closure
-    therefore overestimates ``Q*`` (measured at m = 500 ... 4000, the same at every width:
-    by 2% at ``mu_b = 0, sigma_w = 1``, 8% at the critical point ``sigma_w = 6.88``, 13% at
-    ``mu_b = 4``, 20% at ``mu_b = 2, sigma_w = 3``) and is off in ``chi_1`` by under 1%; finite
+    slowly changing ``h``): a unit whose gate stays near 1 keeps its old state and takes in
+    less of its input. The closure therefore overestimates ``Q*`` (measured at m = 500 ...
+    4000, the same at every width: by 2% at ``mu_b = 0, sigma_w = 1``, 8.5% at the critical
+    point ``sigma_w = 6.88``, 15% at ``mu_b = 4``, 24% at ``mu_b = 2, sigma_w = 3``) and is
+    off in ``chi_1`` by under 1%; finite
     networks match this function within their sampling error. Derivation: docs/model.md,
     "Mean-field signal propagation". Monte Carlo error about ``1 / sqrt(n_paths)`` relative
     (0.7% at the default; average over positions for less).
