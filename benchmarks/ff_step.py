@@ -8,7 +8,7 @@ trained arrays) for each network of :mod:`pacsim.models.ff`, with the papers' tr
 * ``mlp2``: ``out = A ReLU(W x + b1)``; ``W, b1`` trained;
 * ``mlp3``: ``out = A ReLU(V ReLU(W x + b1) + b2)``; ``W, b1, V, b2`` trained;
 
-at the sizes of AZL-ResNet's experiment (``d_in = 30``, ``d_out = 8``; resnet_kernels.md 1.8.1)
+at the sizes of AZL-ResNet's experiment (``d_in = 30``, ``d_out = 8``; arXiv 1905.10337 v2, Fig. 2)
 for hidden widths ``m`` in {64, 256, 1024, 4096}. Every implementation runs the same samples in
 the same order from the same initial weights, in the same dtype:
 

@@ -6,7 +6,7 @@ This script trains the same task the way the paper describes it, written indepen
 pacsim in PyTorch: ``torch.optim.SGD`` (momentum 0.9, ``weight_decay``), mini-batches of 50,
 the learning rate divided by 10 at half the epochs (``StepLR``), PyTorch's default
 ``MSELoss`` (mean over the batch **and the outputs**), float64. Two forms of the ResNet
-(research notes resnet_kernels.md 1.3), W, b1, V (or U), b2 trained and A fixed:
+(arXiv 1905.10337: eq. 2.1 and its Sec. 6 form), W, b1, V (or U), b2 trained and A fixed:
 
 * ``bottleneck`` (pacsim's, the analysed form): ``out = A (h1 + relu(V A h1 + b2))``,
   ``h1 = relu(W x + b1)``, ``V`` of shape (m, k);

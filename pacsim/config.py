@@ -63,7 +63,7 @@ class TrainConfig(_Frozen):
     """Vanilla SGD by default: batch 1, constant step, no momentum, weight decay or clipping.
 
     ``optimizer = "momentum"`` is the papers' *experimental* optimiser instead (AZL-ResNet and
-    AZLL experiments, ``shared/research/resnet_kernels.md`` sections 1.8.1 and 2.4: mini-batch
+    AZLL experiments, arXiv 1905.10337 v2 and arXiv 1811.04918 v5, Figs. 1-2: mini-batch
     50, heavy-ball momentum 0.9, step size divided by 10 half-way): not vanilla SGD, and not
     what the theorems analyse. It needs the finite protocol.
     """

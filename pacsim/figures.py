@@ -59,9 +59,11 @@ def load_analysis(
     *,
     n_boot: int | None = None,
     ci: float | None = None,
+    x: str | None = None,
 ) -> tuple[pd.DataFrame, Analysis]:
     """``results.parquet`` and its :class:`~pacsim.tables.Analysis` (arguments override the
-    folder's target)."""
+    folder's target; ``x`` is the column the power law is fitted against, default
+    :func:`pacsim.tables.scaling_key`)."""
     results = read_results(run_dir)
     target = read_target(run_dir)
     eps = target.get("eps") if eps is None else eps
@@ -69,7 +71,7 @@ def load_analysis(
         raise PacsimError(f"{str(run_dir)!r} has no sweep.json or sample_complexity.parquet to "
                           "read the target eps from; pass it (--eps)")
     a = analyze(results, float(eps), n_boot=int(n_boot or target.get("n_boot", 1000)),
-                ci=float(ci or target.get("ci", 0.95)))
+                ci=float(ci or target.get("ci", 0.95)), x=x)
     a.table = _with_sweep_table(a.table, Path(run_dir), float(eps))
     return results, a
 
@@ -132,9 +134,8 @@ def make_figures(a: Analysis) -> dict:
 
 
 def save_figures(figs: dict, folder: Path, formats=("png", "pdf")) -> list[Path]:
-    """Save every figure as ``folder/<stem>.<format>`` and close it."""
-    import matplotlib.pyplot as plt
-
+    """Save every figure as ``folder/<stem>.<format>`` (plain :class:`~matplotlib.figure.Figure`
+    objects, not registered with ``pyplot``: nothing to close, no display needed)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, fig in figs.items():
@@ -142,7 +143,6 @@ def save_figures(figs: dict, folder: Path, formats=("png", "pdf")) -> list[Path]
             path = folder / f"{name}.{ext}"
             fig.savefig(path, dpi=150, bbox_inches="tight")
             written.append(path)
-        plt.close(fig)
     return written
 
 

@@ -1,29 +1,32 @@
 """Figures from tidy tables: each function takes DataFrames and returns a Figure (no I/O).
 
-Conventions (research notes ecosystem.md section 5): log-log axes with base-2 ticks at the
+Conventions: log-log axes with base-2 ticks at the
 values swept; points with their bootstrap CI (error bars and a band); the fitted power law
 dotted over the fitted range, its exponent and CI in the legend; censored cells
 (``N_eps > n_max``) drawn as open up-triangles at ``n_max`` in the line's colour, with their
 own legend entry, never dropped. The statistics are computed in :mod:`pacsim.tables`; seaborn
 only styles.
+
+No global state is touched: the figures are :class:`matplotlib.figure.Figure` objects made
+directly (not through ``pyplot``), so they draw and save on any machine without a display and
+leave the importer's backend alone; seaborn's theme is applied through
+:func:`matplotlib.rc_context` while a figure is built, not with ``sns.set_theme``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-matplotlib.use("Agg")  # files only; no display needed
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
-
-from .tables import fmt_exponent, fmt_value, line_keys, line_label, short_key  # noqa: E402
+from .tables import fmt_exponent, fmt_value, line_keys, line_label, short_key
 
 #: Legend text of the censored marker (tests look for it).
 CENSORED_LABEL = "censored: N_eps > n_max (not fitted)"
@@ -31,7 +34,21 @@ _CENSORED_STYLE = {"marker": "^", "markerfacecolor": "none", "markersize": 10,
                    "markeredgewidth": 1.6, "linestyle": "none"}
 
 
-def n_eps_vs(table: pd.DataFrame, fits: pd.DataFrame, x: str) -> plt.Figure:
+def _styled(draw):
+    """Build the figure under seaborn's whitegrid/notebook theme, without changing the caller's
+    matplotlib settings (an :func:`matplotlib.rc_context`, not ``sns.set_theme``)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook")}
+        with matplotlib.rc_context(rc):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+@_styled
+def n_eps_vs(table: pd.DataFrame, fits: pd.DataFrame, x: str) -> Figure:
     """N_eps against ``x`` on log-log axes, one line per learner setting (and concept setting).
 
     Parameters
@@ -41,8 +58,8 @@ def n_eps_vs(table: pd.DataFrame, fits: pd.DataFrame, x: str) -> plt.Figure:
     fits : DataFrame
         :func:`pacsim.tables.fit_exponents` against the same ``x`` (may be empty).
     """
-    _style()
-    fig, ax = plt.subplots(figsize=(7.0, 4.8))
+    fig = Figure(figsize=(7.0, 4.8))
+    ax = fig.subplots()
     keys = line_keys(table, x)
     drawn = table[table["n_max"] > 0]  # cells the caps left without runs: named, not drawn
     groups = list(drawn.groupby(keys, sort=True, dropna=False)) if keys else [((), drawn)]
@@ -82,11 +99,12 @@ def n_eps_vs(table: pd.DataFrame, fits: pd.DataFrame, x: str) -> plt.Figure:
     return fig
 
 
-def n_eps_by_cell(table: pd.DataFrame) -> plt.Figure:
+@_styled
+def n_eps_by_cell(table: pd.DataFrame) -> Figure:
     """N_eps per cell side by side (no numeric scaling variable): points with their CI, censored
     cells as open triangles at ``n_max``."""
-    _style()
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(table) + 2), 4.8))
+    fig = Figure(figsize=(max(5.0, 0.9 * len(table) + 2), 4.8))
+    ax = fig.subplots()
     labels = [_cell_label(r, table) for _, r in table.iterrows()]
     pos = np.arange(len(table))
     colors = sns.color_palette("colorblind", max(len(table), 1))
@@ -110,19 +128,19 @@ def n_eps_by_cell(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def error_vs_n(curves: pd.DataFrame, eps: float, censored_cells=(), x: str = "n") -> plt.Figure:
+@_styled
+def error_vs_n(curves: pd.DataFrame, eps: float, censored_cells=(), x: str = "n") -> Figure:
     """Normalised test error against training samples: median over seeds with the IQR band.
 
     One panel per learner setting (when there are several), one line per cell; cells that
     never reach ``eps`` say so in the legend.
     """
-    _style()
     order = curves.groupby("setting")["cell"].min().sort_values().index
     settings = [(name, curves[curves["setting"] == name]) for name in order]
     ncol = min(3, len(settings))
     nrow = math.ceil(len(settings) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 4.2 * nrow), squeeze=False,
-                             sharey=True)
+    fig = Figure(figsize=(5.2 * ncol, 4.2 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False, sharey=True)
     keys = [k for k in curves.columns if k.startswith("concept.")]
     finite = curves[["median", "q25", "q75"]].to_numpy(float)
     finite = finite[np.isfinite(finite) & (finite > 0)]
@@ -155,12 +173,13 @@ def error_vs_n(curves: pd.DataFrame, eps: float, censored_cells=(), x: str = "n"
     return fig
 
 
-def ratio_vs(ratios: pd.DataFrame, x: str, ci: float = 0.95) -> plt.Figure:
+@_styled
+def ratio_vs(ratios: pd.DataFrame, x: str, ci: float = 0.95) -> Figure:
     """N_eps(SGD) / N_eps(kernel) against ``x``: one line per (SGD, kernel) pair with its
     bootstrap CI band; a censored SGD cell gives a lower bound (open up-triangle), a censored
     kernel cell an upper bound (open down-triangle)."""
-    _style()
-    fig, ax = plt.subplots(figsize=(7.0, 4.8))
+    fig = Figure(figsize=(7.0, 4.8))
+    ax = fig.subplots()
     other = [k for k in ratios.columns if k.startswith("concept.") and k != x]
     keys = ["sgd", "kernel", *other]
     groups = list(ratios.groupby(keys, sort=True, dropna=False))
@@ -211,10 +230,6 @@ def ratio_vs(ratios: pd.DataFrame, x: str, ci: float = 0.95) -> plt.Figure:
 
 
 # Internal helpers
-
-
-def _style() -> None:
-    sns.set_theme(style="whitegrid", context="notebook")
 
 
 def _ci_arrays(ok: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -190,7 +190,8 @@ def rnn_sgd(p, X, Y, eta, lam, positions, order, trained=("W",), K=None):  # noq
 
 def neumann_rbp_grad(W, x, h_star, g, K):  # noqa: N803
     """Neumann-RBP gradient of a loss at the fixed point ``h* = tanh(W h* + A x)``, for ``W``
-    and ``A`` (icml_seeds.md 1.2; ``lrjconan/RBP`` ``Neumann_RBP`` with ``truncate_iter = K``).
+    and ``A`` (Liao et al. 2018, arXiv 1803.06396; ``lrjconan/RBP`` ``Neumann_RBP`` with
+    ``truncate_iter = K``).
 
     ``J = diag(1 - h*^2) W``; ``s = sum_{k=0}^{K} (J^T)^k g`` (``K + 1`` terms); the gradient
     is ``(dF/dtheta)^T s``: ``outer(s * (1 - h*^2), h*)`` for ``W``, ``outer(.., x)`` for ``A``.
@@ -206,7 +207,8 @@ def neumann_rbp_grad(W, x, h_star, g, K):  # noqa: N803
 
 
 def implicit_grad(W, x, h_star, g):  # noqa: N803
-    """The exact fixed-point gradient ``(dF/dtheta)^T (I - J^T)^{-1} g`` (icml_seeds.md 1.1)."""
+    """The exact fixed-point gradient ``(dF/dtheta)^T (I - J^T)^{-1} g`` (the implicit-function
+    theorem at ``h* = F(h*)``, as in RBP, arXiv 1803.06396)."""
     dphi = 1.0 - h_star**2
     J = dphi[:, None] * W
     z = np.linalg.solve(np.eye(W.shape[0]) - J.T, g)

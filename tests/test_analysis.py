@@ -195,6 +195,7 @@ def test_boot_slopes_censored_resamples_are_unbounded():
     y = np.array([[10.0, 40.0, 160.0], [10.0, 40.0, np.inf], [np.inf, 40.0, 160.0],
                   [np.inf, 40.0, np.inf]])
     s = tables.boot_slopes(x, y)
+    # least squares on exact powers of 2 in log space: rounding only (approx's rel 1e-6)
     assert s[0] == pytest.approx(2.0) and s[1] == np.inf and s[2] == -np.inf and np.isnan(s[3])
     # an undefined resample counts as -inf for the lower bound and +inf for the upper one
     lo, hi = tables.percentile_ci(np.array([1.0, 2.0, np.nan, 3.0, 4.0, 5.0, 6.0, 7.0]), 0.5)
@@ -252,7 +253,7 @@ def test_learning_curves_median_and_iqr():
     assert set(lc.columns) >= {"cell", "setting", "concept.L", "n", "steps", "median", "q25", "q75"}
     c1 = lc[lc["cell"] == 1]
     raw = res[(res["cell"] == 1)].pivot(index="n", columns="seed", values="test_nmse")
-    np.testing.assert_allclose(c1["median"], raw.median(axis=1))
+    np.testing.assert_allclose(c1["median"], raw.median(axis=1))  # medians of the same numbers
     assert (c1["q25"] <= c1["median"]).all() and (c1["median"] <= c1["q75"]).all()
     c0 = lc[lc["cell"] == 0]  # a failed seed counts as +inf: the top quartile is infinite
     assert np.isinf(c0["q75"]).all()
@@ -263,6 +264,7 @@ def test_learning_curves_in_the_papers_metric():
     res = make_results({"rnn": 1.0}, Ls=(4,), seeds=range(3))
     res["test_sse"] = 7.0 * res["test_nmse"]
     lc = tables.learning_curves(res, metric="test_sse")
+    # the median commutes with scaling by 7 up to one rounding: default rtol 1e-7
     np.testing.assert_allclose(lc["median"], 7.0 * tables.learning_curves(res)["median"])
     with pytest.raises(ValueError, match="allowed: test_nmse, test_mse, test_sse"):
         tables.learning_curves(res, metric="accuracy")
@@ -277,6 +279,7 @@ def test_ratio_table_with_bounds():
     _, boot = tables.boot_n_eps(res, 0.5, n_boot=300)
     r = tables.ratio_table(nt, boot).set_index("concept.L")
     assert list(r.index) == [4, 8, 16]
+    # ratios: one division of the table's values (approx's rel 1e-6)
     assert r.loc[4, "bound"] == "" and r.loc[4, "ratio"] == pytest.approx(
         nt.loc[0, "n_eps"] / nt.loc[3, "n_eps"])
     assert r.loc[4, "ci_lo"] <= r.loc[4, "ratio"] <= r.loc[4, "ci_hi"]
@@ -334,3 +337,23 @@ def test_learning_curves_script(tmp_path, capsys):
     assert "median" in out and "q25" in out
     lc = pd.read_csv(tmp_path / "analysis" / "learning_curves.csv")
     assert set(lc["cell"]) == {0, 1}
+
+
+def test_sample_complexity_script_fits_against_x(tmp_path, capsys):
+    """``--x KEY`` (advertised in the usage line) fits the power law against another column:
+    with widths m in {64, 256} and N_eps independent of m in the synthetic table, ``--x m``
+    fits against model.m (short or full name) and the exponents are near 0, not L's 1.0."""
+    res = make_results({"rnn": 1.0}, Ls=(4, 8), ms=(64, 256), n_max=2**12)
+    res.to_parquet(tmp_path / "results.parquet")
+    mod = load_script("sample_complexity")
+    for key in ("m", "model.m"):
+        assert mod.main([str(tmp_path), "--eps", "0.5", "--n-boot", "100", "--x", key]) == 0
+        out = capsys.readouterr().out
+        assert "N_eps ~ a m^b" in out and "N_eps ~ a L^b" not in out
+        fits = pd.read_csv(tmp_path / "analysis" / "fits.csv")
+        assert len(fits) == 2 and (fits["exponent"].abs() < 0.5).all()  # one line per L
+    assert mod.main([str(tmp_path), "--eps", "0.5", "--x", "L"]) == 0
+    assert "N_eps ~ a L^b" in capsys.readouterr().out
+    assert mod.main([str(tmp_path), "--eps", "0.5", "--x", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "--x 'bogus'" in err and "concept.L" in err and "model.m" in err

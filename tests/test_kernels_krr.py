@@ -6,6 +6,11 @@
   labels passed through the evaluation path leave the chosen hyper-parameters unchanged;
 * the selection does pick sensible values (bandwidth, ridge) and refits on all N samples;
 * feature ridge (primal and dual) and monomial least squares.
+
+Tolerances of linear solves: a backward-stable solve (Cholesky here, LU in NumPy; LAPACK's
+blocking varies with the BLAS) is accurate to about ``cond(A) * eps`` relative to the
+solution's norm. The ridges below keep ``cond(A) <= 1e6``, so ``1e-8`` of ``max |entry|``
+(tests/tolerance.py) leaves a margin of ~100 over ``1e6 * 1.1e-16`` on any CPU and BLAS.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import inspect
 import numpy as np
 import numpy.testing as npt
 import pytest
+from tolerance import assert_close
 
 from pacsim.kernels import classical, krr, relu, rntk
 from pacsim.models import rnn
@@ -34,22 +40,28 @@ def test_solve_matches_numpy(rng):
     for ridge in (1e-6, 1e-2, 1.0):
         alpha, r_abs, jitter = krr.solve(K, Y, ridge)
         assert jitter == 0.0
-        npt.assert_allclose(r_abs, ridge * np.trace(K) / len(K))
+        # a trace of 60 positive terms (any summation order) times a scalar: 1e-13
+        assert_close(r_abs, ridge * np.trace(K) / len(K), 1e-13)
         ref = np.linalg.solve(K + r_abs * np.eye(len(K)), Y)
-        npt.assert_allclose(alpha, ref, rtol=1e-8, atol=1e-10 * np.abs(ref).max())
+        assert_close(alpha, ref, 1e-8)  # cond <= ~1e6 at ridge 1e-6 (module docstring)
         a1, *_ = krr.solve(K, Y[:, 0], ridge)  # 1-D labels
-        npt.assert_allclose(a1, alpha[:, 0])
+        assert_close(a1, alpha[:, 0], 1e-8)  # one right-hand side instead of two: LAPACK blocks
     a_abs, r_abs, _ = krr.solve(K, Y, 0.3, relative=False)
     assert r_abs == 0.3
-    npt.assert_allclose(a_abs, np.linalg.solve(K + 0.3 * np.eye(len(K)), Y), rtol=1e-8)
+    assert_close(a_abs, np.linalg.solve(K + 0.3 * np.eye(len(K)), Y), 1e-8)
 
 
 def test_ridge_zero_on_a_singular_kernel_uses_jitter(rng):
     X = rng.standard_normal((30, 2))
-    K = classical.polynomial(X, degree=1, offset=0.0)  # rank 2
+    # rank 2, and a zero sample: its pivot is exactly 0, so the unjittered Cholesky fails on
+    # every CPU (a rank-deficient pivot alone is +-rounding, and could pass by luck)
+    X[4] = 0.0
+    K = classical.polynomial(X, degree=1, offset=0.0)
     alpha, _, jitter = krr.solve(K, X[:, :1], 0.0)
     assert 0 < jitter <= 1e-4 * np.trace(K) / 30
-    npt.assert_allclose(K @ alpha, X[:, :1], atol=1e-6)  # still interpolates
+    # still interpolates: the residual is jitter * alpha ~ 1e-12 * trace / n / lambda_min(range)
+    # ~ 1e-13 of |y| (y = X[:, 0] is in the range of K), plus rounding ~1e-15: 1e-6 of max |y|
+    assert_close(K @ alpha, X[:, :1], 1e-6)
 
 
 def test_fitted_predictor_is_the_krr_formula(rng):
@@ -59,10 +71,10 @@ def test_fitted_predictor_is_the_krr_formula(rng):
     model = krr.fit(kern, X, Y, ridges=(1e-3,))
     K = relu.ntk(X, depth=2)
     ref = relu.ntk(Xt, X, depth=2) @ np.linalg.solve(K + 1e-3 * np.trace(K) / 60 * np.eye(60), Y)
-    npt.assert_allclose(model.predict(Xt), ref, rtol=1e-8)
+    assert_close(model.predict(Xt), ref, 1e-8)  # solve (cond ~1e4 at ridge 1e-3) and a product
     assert model.ridge == 1e-3 and model.params == {}
     m1 = krr.fit(kern, X, Y[:, 0], ridges=(1e-3,))  # 1-D labels -> 1-D predictions
-    npt.assert_allclose(m1.predict(Xt), ref[:, 0], rtol=1e-8)
+    assert_close(m1.predict(Xt), ref[:, 0], 1e-8)
 
 
 def test_kernel_layouts(rng):
@@ -80,7 +92,7 @@ def test_kernel_layouts(rng):
     for a in range(len(pos)):
         Ka = Kd[:, :, a]
         ref = Kdt[:, :, a] @ np.linalg.solve(Ka + ridge * np.trace(Ka) / n * np.eye(n), Y[:, a])
-        npt.assert_allclose(gm.predict(Kdt)[:, a], ref, rtol=1e-8)
+        assert_close(gm.predict(Kdt)[:, a], ref, 1e-8)  # ridge 1e-2: cond <= ~1e3
     # 4-D: the joint (n P) x (n P) system
     Kf = rntk.rntk(X, None, pos)
     Kft = rntk.rntk(Xt, X, pos)
@@ -88,10 +100,11 @@ def test_kernel_layouts(rng):
     big = Kf.transpose(0, 2, 1, 3).reshape(n * 3, n * 3)
     alpha = np.linalg.solve(big + ridge * np.trace(big) / (3 * n) * np.eye(3 * n), Y.reshape(-1))
     ref = Kft.transpose(0, 2, 1, 3).reshape(4 * 3, n * 3) @ alpha
-    npt.assert_allclose(gm.predict(Kft), ref.reshape(4, 3), rtol=1e-8)
-    # a callable kernel returning 4-D blocks works through fit() as well
+    assert_close(gm.predict(Kft), ref.reshape(4, 3), 1e-8)
+    # a callable kernel returning 4-D blocks works through fit() as well (the same solve again,
+    # the kernel recomputed by the jitted code: rounding of the kernel times cond ~1e3)
     model = krr.fit(lambda A, B: rntk.rntk(A, B, pos), X, Y, ridges=(ridge,))
-    npt.assert_allclose(model.predict(Xt), gm.predict(Kft), rtol=1e-10)
+    assert_close(model.predict(Xt), gm.predict(Kft), 1e-10)
     with pytest.raises(ValueError):
         krr.fit_gram(Kf[:, :, :2, :2], Y)
 
@@ -144,11 +157,15 @@ def test_fit_features_primal_dual_and_least_squares(rng):
         coef = krr.ridge_coef(F, Y, r)
         lam = r * np.einsum("ij,ij->", F, F) / n
         ref = np.linalg.solve(F.T @ F + lam * np.eye(p), F.T @ Y)
-        npt.assert_allclose(coef, ref, rtol=1e-7, atol=1e-10)
+        # primal against dual normal equations, ridge 1e-2 of the mean squared norm: cond of
+        # F^T F + lam I at most ~1e4 (p = 90 > n: lam bounds the smallest eigenvalue)
+        assert_close(coef, ref, 1e-8)
     F = rng.standard_normal((n, 5))
     w = rng.standard_normal(5)
     model = krr.fit_features(F, F @ w)  # noiseless: least squares is exact
-    npt.assert_allclose(model.predict(F[:3]), F[:3] @ w, rtol=1e-6)
+    # least squares on a well-conditioned 40 x 5 Gaussian matrix (cond ~ 3): rounding only,
+    # but the fitted default ridge may be a tiny nonzero value: 1e-6 of the scale
+    assert_close(model.predict(F[:3]), F[:3] @ w, 1e-6)
 
 
 @pytest.mark.parametrize("multilinear", [False, True])
@@ -162,7 +179,9 @@ def test_monomial_least_squares_recovers_a_polynomial(rng, multilinear):
     Yt = 1.0 + Xt[:, 0] * Xt[:, 1] - 2.0 * Xt[:, 2] * Xt[:, 3] * Xt[:, 1] + 0.5 * Xt[:, 3]
     if not multilinear:
         Yt = Yt + Xt[:, 0] ** 3
-    npt.assert_allclose(model.predict(Xt), Yt, atol=1e-8)
+    # the target is in the span of the degree-3 monomials and there is no noise: least squares
+    # recovers it up to cond(F) * eps, F 300 x <= 42 with cond ~1e2 (1e-8 of the labels' scale)
+    assert_close(model.predict(Xt), Yt, 1e-8)
     assert model.ridge == 0.0
     validated = classical.fit_monomial(X, Y, 2, multilinear=multilinear, ridges=(0.0, 1e-3))
     assert validated.ridge in (0.0, 1e-3)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -49,7 +48,6 @@ def test_censored_cells_are_drawn_and_in_the_legend():
     assert any(t.startswith("rnn: b = ") for t in texts)
     tri = _markers(fig.axes[0], "^")
     assert sorted(x for x, _ in tri) == [32, 64] and all(y == 2**14 for _, y in tri)
-    plt.close(fig)
 
 
 def test_all_censored_and_single_cell_still_plot(tmp_path):
@@ -92,8 +90,6 @@ def test_ratio_and_width_figures():
     width = _legend_texts(figs["n_eps_vs_m"])
     assert any(t.startswith("rnn, L=4: b = ") for t in width)
     assert plots.CENSORED_LABEL in width  # rntk at L=16, both widths
-    for fig in figs.values():
-        plt.close(fig)
 
 
 def test_width_figure_leaves_out_learners_without_a_width():
@@ -104,8 +100,6 @@ def test_width_figure_leaves_out_learners_without_a_width():
     figs = make_figures(tables.analyze(res, 0.5, n_boot=100))
     assert "n_eps_vs_m" in figs
     assert not any("rntk" in t for t in _legend_texts(figs["n_eps_vs_m"]))
-    for fig in figs.values():
-        plt.close(fig)
 
 
 def test_error_vs_n_panels_per_setting():
@@ -117,7 +111,6 @@ def test_error_vs_n_panels_per_setting():
     for ax in visible:
         lines = [ln for ln in ax.get_lines() if isinstance(ln, Line2D) and ln.get_label() == "L=4"]
         assert len(lines) == 1 and np.isfinite(lines[0].get_ydata()).any()
-    plt.close(fig)
 
 
 def test_plot_command_writes_png_and_pdf(tmp_path):
@@ -144,3 +137,36 @@ def test_eps_comes_from_the_folder_or_the_caller(tmp_path):
 
     with pytest.raises(PacsimError, match="--eps"):
         load_analysis(folder)
+
+
+def test_drawing_leaves_the_backend_alone_and_needs_no_display(tmp_path):
+    """Importing pacsim.plots must not switch the importer's matplotlib backend (it used to call
+    ``matplotlib.use("Agg")``), and ``pacsim plot`` must write figures with neither DISPLAY nor
+    MPLBACKEND set. Run in a fresh interpreter so that no earlier import has chosen a backend."""
+    import os
+    import subprocess
+    import sys
+
+    folder = run_folder(tmp_path / "syn", make_results({"rnn": 1.0}, Ls=(4, 8), n_max=2**12))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "MPLBACKEND", "WAYLAND_DISPLAY")}
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import matplotlib as mpl\n"
+        "import pacsim.plots, pacsim.figures\n"
+        "assert mpl.get_backend() == 'svg', mpl.get_backend()\n"
+        "rc = dict(mpl.rcParams)\n"
+        "from pacsim.figures import write_figures\n"
+        f"paths = write_figures({str(folder)!r})\n"
+        "assert mpl.get_backend() == 'svg', mpl.get_backend()\n"
+        "assert mpl.rcParams['axes.facecolor'] == rc['axes.facecolor']\n"
+        "print(len(paths))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    (folder / "figures").rename(folder / "figures_api")
+    r = subprocess.run([sys.executable, "-c", "from pacsim.cli import main; main()", "plot",
+                        str(folder)], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (folder / "figures" / "n_eps_vs_L.png").stat().st_size > 1000
+    assert (folder / "figures" / "n_eps_vs_L.pdf").stat().st_size > 1000

@@ -4,7 +4,7 @@
   plain-NumPy references for every cell (float64 tightly, float32 loosely), and the gradients
   agree with central finite differences;
 * truncated BPTT(K): equal to full BPTT for K >= L, to the twin's per-window sum otherwise,
-  and to Neumann-series RBP at a fixed point (icml_seeds.md 1.6);
+  and to Neumann-series RBP at a fixed point (Liao et al. 2018, arXiv 1803.06396, Sec. 3);
 * a diverging SGD chunk stops at the first non-finite loss without applying that step, also
   when the weights themselves are not finite (NaN-propagating ReLU);
 * float32 kernels accumulate in float32; the wrapper rejects arrays that do not fit;
@@ -38,7 +38,11 @@ LAM = 0.7
 #: Samples per batch in the comparison tests.
 N = 8
 
-#: Relative tolerance (to the largest entry of the reference) per dtype.
+#: Relative tolerance (to the largest entry of the reference) per dtype. The jitted cells
+#: (fast-math, reassociated sums) against the float64 twin: L <= 7 steps of sums of m + d_in
+#: <= 42 O(1) terms, forward and back, ~1e-14 of the scale in float64; in float32 (unit roundoff
+#: 6e-8) the same few hundred accumulated roundings and their growth through W give <~1e-5.
+#: Relative to the scale, not to each entry, because entries cancel (tests/tolerance.py).
 RTOL = {np.float64: 1e-12, np.float32: 1e-4}
 
 #: minimalRNN gate settings for the comparison tests: a non-uniform bias and a strong V, so
@@ -79,7 +83,8 @@ def _assert_nonlinear(p, X):
 
 
 def _assert_close(actual, desired, rtol):
-    """``actual == desired`` up to ``rtol`` relative to the largest entry of ``desired``."""
+    """``actual == desired`` up to ``rtol`` relative to the largest entry of ``desired`` (as
+    :func:`tolerance.assert_close`)."""
     desired = np.asarray(desired, dtype=np.float64)
     npt.assert_allclose(actual, desired, rtol=rtol, atol=rtol * np.abs(desired).max())
 
@@ -136,6 +141,7 @@ def test_loss_and_grad_matches_naive(rng, m, L, d_in, d, scored, cell, trained, 
     positions = None if scored == "all" else _tail(L)
     loss, g = rnn.loss_and_grad(p, X, Y, LAM, positions, trained=trained, K=K)
     ref_loss, ref = naive.rnn_loss_and_grad(p, X, Y, LAM, positions, K=K)
+    # the loss is a sum of squares (no cancellation): RTOL of the value itself
     npt.assert_allclose(loss, ref_loss, rtol=1e-12)
     for name in rnn.PARAM_NAMES:
         if name not in trained:
@@ -152,7 +158,7 @@ def test_loss_and_grad_float32_matches_naive(rng, cell, K):  # noqa: N803
     p, X, Y = _problem(rng, 16, 7, 4, 2, dtype=np.float32, cell=cell)
     loss, g = rnn.loss_and_grad(p, X, Y, LAM, _tail(7), trained=("W", "A", "B"), K=K)
     ref_loss, ref = naive.rnn_loss_and_grad(p, X, Y, LAM, _tail(7), K=K)
-    npt.assert_allclose(loss, ref_loss, rtol=1e-5)
+    npt.assert_allclose(loss, ref_loss, rtol=1e-5)  # ~50 squares summed in float32: ~3e-6
     for name in rnn.PARAM_NAMES:
         assert getattr(g, name).dtype == np.float32
         _assert_close(getattr(g, name), ref[name], RTOL[np.float32])
@@ -174,7 +180,7 @@ def test_mode_presets_match_naive(rng, cell, mode):
     lam = md.lam if md.lam is not None else LAM
     loss, g = rnn.loss_and_grad(p, X, Y, lam, positions, trained=md.trained)
     ref_loss, ref = naive.rnn_loss_and_grad(p, X, Y, lam, positions)
-    npt.assert_allclose(loss, ref_loss, rtol=1e-12)
+    npt.assert_allclose(loss, ref_loss, rtol=1e-12)  # a sum of squares: no cancellation
     for name in rnn.PARAM_NAMES:
         if name in md.trained:
             _assert_close(getattr(g, name), ref[name], 1e-12)
@@ -187,7 +193,7 @@ def test_loss_and_grad_positions_select_the_scored_terms(rng):
     p, X, Y = _problem(rng, 5, 6, 3, 2)
     total, g = rnn.loss_and_grad(p, X, Y, LAM, [1, 3, 4])
     parts = [rnn.loss_and_grad(p, X, Y, LAM, [j]) for j in (1, 3, 4)]
-    npt.assert_allclose(total, sum(loss for loss, _ in parts), rtol=1e-12)
+    npt.assert_allclose(total, sum(loss for loss, _ in parts), rtol=1e-12)  # positive terms
     _assert_close(g.W, sum(gj.W for _, gj in parts), 1e-12)
     assert rnn.loss_and_grad(p, X, Y, LAM, [])[0] == 0.0
 
@@ -205,6 +211,8 @@ def test_loss_and_grad_matches_finite_differences(rng, cell, name):
 
     fd = naive.finite_difference_grad(loss_of, getattr(p, name), 1e-6)
     _, g = rnn.loss_and_grad(p, X, Y, LAM, positions, trained=(name,))
+    # central differences, h = 1e-6: truncation ~h^2 and rounding ~eps |loss| / h ~ 2e-10 of the
+    # scale; 1e-6 of max |gradient| (independent of the CPU)
     _assert_close(getattr(g, name), fd, 1e-6)
 
 
@@ -229,7 +237,7 @@ def test_naive_terms_are_derivatives_of_the_untied_loss(rng, cell):
     for s in range(t + 1):
         fd_W = naive.finite_difference_grad(lambda W, s=s: untied(s, W=W), p.W, 1e-6)
         fd_A = naive.finite_difference_grad(lambda A, s=s: untied(s, A=A), p.A, 1e-6)
-        if s == 0:  # the use at position 0 multiplies W into h_{-1} = 0
+        if s == 0:  # the use at position 0 multiplies W into h_{-1} = 0: exactly 0
             npt.assert_array_equal(terms[s][0], 0.0)
             npt.assert_array_equal(fd_W, 0.0)
         else:
@@ -254,6 +262,7 @@ def test_truncated_equals_full_when_K_covers_the_sequence(rng, cell):  # noqa: N
     trained = ("W", "A", "B")
     full_loss, full = rnn.loss_and_grad(p, X, Y, LAM, None, trained=trained)
     for K in (L, L + 3, 10**6):  # noqa: N806
+        # bit-exact: every K >= L is clamped to L, the very code path of K = None
         loss, g = rnn.loss_and_grad(p, X, Y, LAM, None, trained=trained, K=K)
         assert loss == full_loss
         for a, b in zip(g, full, strict=True):
@@ -297,8 +306,8 @@ def test_truncation_drops_the_far_terms(rng, cell):
 
 
 def test_neumann_rbp_equals_truncated_bptt_at_a_fixed_point(rng):
-    """icml_seeds.md 1.6, RBP-1 and RBP-2: a contractive tanh RNN driven to its fixed point by a
-    constant input, loss 0.5 ||h_T - target||^2 at the last step (B = I, lam = 1).
+    """RBP (Liao et al. 2018, arXiv 1803.06396): a contractive tanh RNN driven to its fixed point
+    by a constant input, loss 0.5 ||h_T - target||^2 at the last step (B = I, lam = 1).
 
     Neumann-RBP with K iterations (K + 1 terms) equals BPTT(K + 1) to rounding; full BPTT equals
     the implicit-function gradient.
@@ -314,15 +323,20 @@ def test_neumann_rbp_equals_truncated_bptt_at_a_fixed_point(rng):
     Y[0, -1] = target
     h = rnn.states(p, X)[0]
     h_star = h[-1]
-    assert np.abs(h[-1] - np.tanh(W @ h_star + p.A @ x)).max() < 1e-15  # converged
+    # converged: one more step of the map, in NumPy (BLAS) against the jitted recursion, moves
+    # h by rounding only: 34-term dot products of O(1) terms, < ~1e-14 on any CPU/BLAS (200
+    # steps of a 0.6-contraction leave 0.6^200 = 1e-44 of the start)
+    assert np.abs(h[-1] - np.tanh(W @ h_star + p.A @ x)).max() < 1e-13
     g = h_star - target  # dLoss/dh*
     for K in (1, 2, 5, 10, 20):  # noqa: N806
         _, tb = rnn.loss_and_grad(p, X, Y, 1.0, [T - 1], trained=("W", "A"), K=K + 1)
         nW, nA = naive.neumann_rbp_grad(W, x, h_star, g, K)
-        _assert_close(tb.W, nW, 1e-12)
+        _assert_close(tb.W, nW, 1e-12)  # the same K + 1 terms summed two ways: RTOL
         _assert_close(tb.A, nA, 1e-12)
     _, full = rnn.loss_and_grad(p, X, Y, 1.0, [T - 1], trained=("W", "A"))
     iW, iA = naive.implicit_grad(W, x, h_star, g)
+    # BPTT over 200 steps against a linear solve with I - J^T (cond <= 1 / (1 - 0.6) = 2.5):
+    # rounding summed over the series ~1e-14 of the scale; 1e-10 leaves room for any BLAS
     _assert_close(full.W, iW, 1e-10)
     _assert_close(full.A, iA, 1e-10)
     # and the truncation matters here: BPTT(2) is far from the implicit gradient
@@ -423,7 +437,7 @@ def test_sgd_chunk_matches_naive(rng, cell, trained, K):  # noqa: N803
             assert np.abs(after - before).max() > 1e-4 * np.abs(before).max()  # it moved
             _assert_close(after, getattr(ref, name), 1e-12)
         else:
-            npt.assert_array_equal(after, before)
+            npt.assert_array_equal(after, before)  # exact: never written
     if cell == "minimal":  # V and b are never trained
         npt.assert_array_equal(p.V, p0.V)
         npt.assert_array_equal(p.b, p0.b)
@@ -654,7 +668,7 @@ def test_init_params_variances(rng, mode):
     m, d_in, d = 400, 50, 5
     p = rnn.init_params(m, d_in, d, rng, mode=mode)
     assert (p.m, p.d_in, p.d, p.cell) == (m, d_in, d, "relu") and p.dtype == np.float64
-    b_var = {"azl": 1.0, "pg21": 2.0, "plain": 1.0}[mode]  # rnn_theory.md 1.1
+    b_var = {"azl": 1.0, "pg21": 2.0, "plain": 1.0}[mode]  # PG21 (arXiv 2106.00047): B ~ N(0, 2/d)
     for a, var in ((p.W, 2.0 / m), (p.A, 2.0 / m), (p.B, b_var / d)):
         _assert_gaussian(a, var)
 
@@ -671,6 +685,7 @@ def test_init_params_minimal_gate(rng):
 def test_init_params_orthogonal(rng):
     m = 50
     p = rnn.init_params(m, 3, 2, rng, init="orthogonal")
+    # Householder QR is orthogonal to ~m eps = 1e-14; then a 50-term product: atol 1e-12
     npt.assert_allclose(p.W @ p.W.T, 2.0 * np.eye(m), atol=1e-12)  # scale sqrt(2)
     q = rnn.init_params(m, 3, 2, rng, init="orthogonal", sigma_w=0.5)
     npt.assert_allclose(q.W.T @ q.W, 0.25 * np.eye(m), atol=1e-12)
@@ -690,6 +705,7 @@ def test_init_params_sigma_w_and_critical(rng):
         with pytest.raises(ValueError):
             rnn.init_params(4, 3, 2, rng, **bad)
     # critical ReLU is the AZL gain; tanh's depends on the input scale
+    # a root of chi_1 = 1 found by brentq (rtol 1e-13 on sigma_w): 1e-10 on its square
     npt.assert_allclose(rnn.w_var("relu", "critical", m), 2.0, rtol=1e-10)
     assert rnn.w_var("tanh", "critical", m, x_sq_norm=m / 2) > rnn.w_var(
         "tanh", "critical", m, x_sq_norm=1.0
@@ -702,6 +718,7 @@ def test_init_params_draw_order_and_dtypes():
     p64 = rnn.init_params(m, d_in, d, np.random.default_rng(5), np.float64)
     p32 = rnn.init_params(m, d_in, d, np.random.default_rng(5), np.float32)
     r = np.random.default_rng(5)
+    # bit-exact: the same draws times the same correctly rounded factor
     npt.assert_array_equal(p64.W, r.standard_normal((m, m)) * np.sqrt(2.0 / m))
     npt.assert_array_equal(p64.A, r.standard_normal((m, d_in)) * np.sqrt(2.0 / m))
     npt.assert_array_equal(p64.B, r.standard_normal((d, m)) * np.sqrt(1.0 / d))
@@ -727,7 +744,7 @@ def test_mode_presets():
 def test_azl_inputs_start_token_and_scaled_tokens(rng, dtype):
     n, L, d_x, eps_x = 4, 5, 3, 0.1  # noqa: N806
     tokens = rng.standard_normal((n, L, d_x))  # row 0 is not zero: it must be ignored
-    X = rnn.azl_inputs(tokens, eps_x, dtype)
+    X = rnn.azl_inputs(tokens, eps_x, dtype)  # exact below: copies and one product each
     assert X.shape == (n, L, d_x + 1) and X.dtype == dtype
     npt.assert_array_equal(X[:, 0], np.tile(np.r_[np.zeros(d_x), 1.0], (n, 1)))
     npt.assert_array_equal(X[:, 1:, -1], 0.0)
@@ -739,7 +756,7 @@ def test_azl_inputs_start_token_and_scaled_tokens(rng, dtype):
 def test_pg21_and_plain_inputs(rng, dtype):
     n, L, d_x, eps_x = 4, 6, 3, 0.2  # noqa: N806
     tokens = rng.standard_normal((n, L, d_x))
-    X = rnn.pg21_inputs(tokens, eps_x, dtype)
+    X = rnn.pg21_inputs(tokens, eps_x, dtype)  # exact below: copies and one product each
     special = np.tile(np.r_[np.zeros(d_x), 1.0], (n, 1))
     assert X.shape == (n, L, d_x + 1) and X.dtype == dtype
     npt.assert_array_equal(X[:, 0], special)  # start token
@@ -778,7 +795,7 @@ def test_empirical_ntk_trace_matches_naive(rng, cell, trained):
     expected = np.mean([_naive_kernel_trace(p, x, LAM, positions, trained) for x in X])
     got = rnn.empirical_ntk_trace(p, X, positions, LAM, trained=trained)
     assert got > 0
-    npt.assert_allclose(got, expected, rtol=1e-12)
+    npt.assert_allclose(got, expected, rtol=1e-12)  # sums of squares (positive): RTOL
 
 
 @pytest.mark.parametrize(
@@ -814,14 +831,15 @@ def test_ntk_trace_matches_measured_trace(rng, mode, trained, eps_x):
     expected = rnn.ntk_trace(
         m, L, eps_x, positions, lam, mode=mode, trained=trained, d=d, x_sq_norms=norms
     )
-    npt.assert_allclose(np.mean(traces), expected, rtol=0.15)
+    npt.assert_allclose(np.mean(traces), expected, rtol=0.15)  # ~4 standard errors (docstring)
 
 
 def test_ntk_trace_first_positions(rng):
     """Position 0 sees no W (h_{-1} = 0); position 1 sees it through h_0 alone:
     T = lam^2 m / 2 q_0."""
     m, lam = 64, 0.5
-    assert rnn.ntk_trace(m, 4, 0.1, [0], lam) == 0.0
+    # closed forms of a few positive terms: rounding ~1e-15, compared at NumPy's default 1e-7
+    assert rnn.ntk_trace(m, 4, 0.1, [0], lam) == 0.0  # exact: no term
     npt.assert_allclose(rnn.ntk_trace(m, 4, 0.1, [1], lam), lam**2 * m / 2)
     npt.assert_allclose(  # additive over positions
         rnn.ntk_trace(m, 4, 0.1, [1, 3], lam),

@@ -54,9 +54,10 @@ def test_every_combination_builds_and_runs(mode, cell, init, bptt):
 def test_defaults_are_azl_and_match_the_array_level_model():
     learner, c = _learner({})
     p = rnn.init_params(16, c.d_x + 1, c.d, np.random.default_rng(0))
-    for name in ("W", "A", "B"):
+    for name in ("W", "A", "B"):  # exact: the same draws
         npt.assert_array_equal(getattr(learner.params, name), getattr(p, name))
     T = rnn.ntk_trace(16, c.L, 0.1, c.positions, 1.0)
+    # the same closed form (positive terms) and one division: a few roundings
     npt.assert_allclose(learner.step_size(0.7, "ntk"), 0.7 / T, rtol=1e-12)
     assert learner.step_size(0.7, "raw") == 0.7
     assert learner.names == ("W",) and learner.K == c.L and learner.sigma_w == np.sqrt(2)
@@ -89,9 +90,10 @@ def test_tanh_step_size_is_lr_over_the_measured_trace():
     tokens = c.sample(rnn_learner.N_PROBE, probe_rng)[0][: rnn_learner.N_PROBE_EMPIRICAL]
     T = rnn.empirical_ntk_trace(learner.params, learner.encode(tokens), c.positions, 1.0)
     assert learner.trace_method == "empirical"
+    # the same trace (sums of squares, same inputs and code) and one division
     npt.assert_allclose(learner.step_size(0.5, "ntk"), 0.5 / T, rtol=1e-12)
     sigma_w = np.sqrt(rnn.w_var("tanh", "critical", 16, x_sq_norm=0.01))
-    npt.assert_allclose(learner.sigma_w, sigma_w, rtol=1e-12)
+    npt.assert_allclose(learner.sigma_w, sigma_w, rtol=1e-12)  # the same deterministic root
 
 
 def test_truncated_bptt_reaches_the_gradients():
@@ -101,7 +103,7 @@ def test_truncated_bptt_reaches_the_gradients():
     loss, (gW,) = learner.batch_grad(inputs, Y)
     want_loss, want = rnn.loss_and_grad(learner.params, inputs, Y, 1.0, c.positions, K=1)
     _, full = rnn.loss_and_grad(learner.params, inputs, Y, 1.0, c.positions)
-    assert loss == want_loss
+    assert loss == want_loss  # bit-exact: the learner makes this very call
     npt.assert_array_equal(gW, want.W)
     assert not np.allclose(gW, full.W)
 
@@ -120,6 +122,7 @@ def test_momentum_optimiser_in_pg21_mode_is_vanilla_sgd_at_batch_1():
     mom = train.run(_spec({"mode": "pg21"}, **common, optimizer="momentum", batch=1,
                           momentum=0.0, decay_factor=1.0), seed=4, lr=0.5, checkpoints=[12])
     assert mom.status == "ok" and sgd.eta == mom.eta
+    # two code paths, the same arithmetic up to summation order (measured 7e-16): 1e-10
     npt.assert_allclose(mom.rows[0]["test_mse"], sgd.rows[0]["test_mse"], rtol=1e-10)
     batched = train.run(_spec({"mode": "pg21"}, **common, optimizer="momentum", batch=4),
                         seed=4, lr=0.5, checkpoints=[12])

@@ -7,7 +7,7 @@ import pytest
 from pacsim.seeding import PURPOSES, streams
 
 
-def test_streams_have_fixed_spawn_keys():
+def test_streams_have_fixed_spawn_keys():  # bit-exact: the same generator, same draws
     s = streams(5)
     for i, name in enumerate(PURPOSES):
         ref = np.random.default_rng(np.random.SeedSequence(5, spawn_key=(i,)))

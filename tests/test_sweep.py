@@ -66,6 +66,8 @@ def test_sweep_same_numbers_for_1_and_2_workers(swept):
     _, path2, _, path1, _ = swept
     res2, sc2 = _tables(path2)
     res1, sc1 = _tables(path1)
+    # determinism: the same runs through the same code (one thread per worker); pandas' float
+    # tolerance (rtol 1e-5) is a floor, the numbers are in fact bit-identical
     pdt.assert_frame_equal(res1, res2)
     pdt.assert_frame_equal(sc1, sc2)
 
@@ -145,6 +147,7 @@ def test_dask_cluster_gives_the_same_tables_and_records_worker_deaths(swept, tmp
         assert o.executor == "dask" and o.n_failed == 0 and o.n_trained == o.n_runs
         res, sc = _tables(tmp_path / "tiny")
         ref_res, ref_sc = _tables(path2)
+        # determinism across executors: the same code on the same machine (see above)
         pdt.assert_frame_equal(res, ref_res)
         pdt.assert_frame_equal(sc, ref_sc)
         assert set(pd.read_parquet(tmp_path / "tiny" / "results.parquet")["executor"]) == {"dask"}

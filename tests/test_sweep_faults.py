@@ -70,6 +70,7 @@ def tables(path):
 def assert_same_tables(a, b):
     ra, sa = tables(a)
     rb, sb = tables(b)
+    # determinism: the same runs through the same code on one machine (bit-identical in fact)
     pdt.assert_frame_equal(ra, rb)
     pdt.assert_frame_equal(sa, sb)
 

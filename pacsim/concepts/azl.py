@@ -1,7 +1,8 @@
 """The AZL concept class: each output token a smooth two-layer network of earlier tokens.
 
 Allen-Zhu & Li, *Can SGD Learn Recurrent Neural Networks with Provable Generalization?*
-(NeurIPS 2019, arXiv 1902.01028); notes in ``shared/research/rnn_theory.md`` sections 2.2, 2.5.
+(NeurIPS 2019, arXiv 1902.01028); the token normalisation follows Panigrahi & Goyal (arXiv
+2106.00047, Def. 3.1).
 
 Notation (0-based positions, sequence length ``L``):
 
@@ -31,9 +32,8 @@ Notation (0-based positions, sequence length ``L``):
   uniformly from the menu ``links``.
 * the normalisation ``c_j`` keeps the label variance O(1) in ``L``: ``"sqrt"`` (the default),
   ``c_j = 1/sqrt(|I(j)| p)``, makes ``Var(y_j)`` independent of ``j`` because the tokens are
-  independent; ``"mean"`` uses ``1/(|I(j)| p)``; ``"none"`` uses 1. AZL leaves the scale open
-  (rnn_theory.md section 8, item 6), and the choice changes the apparent L-dependence, so it
-  is recorded.
+  independent; ``"mean"`` uses ``1/(|I(j)| p)``; ``"none"`` uses 1. AZL does not fix the
+  scale, and the choice changes the apparent L-dependence, so it is recorded.
 
 The all-past variant with shared links draws its weights and computes its labels exactly as
 pacsim 0.1 did (dense ``(L, L, ...)`` arrays), so existing configs give bit-identical numbers;
@@ -63,7 +63,7 @@ FORMULA = ("y_{j,s} = c_j sum_{i in I(j)} sum_{r<=p} b_{j,i,r,s} "
            "I(j) = 1..j-1 (all-past), {j-k} (lag-k), {1} (first-token), j-k..j-1 (window-k); "
            "|w| = 1, |b| <= 1, Phi entire with Phi(0) = 0; c_j = 1/sqrt(|I(j)| p) by default")
 SOURCE = ("Allen-Zhu & Li, Can SGD Learn Recurrent Neural Networks with Provable Generalization? "
-          "NeurIPS 2019, arXiv 1902.01028; shared/research/rnn_theory.md sections 2.2, 2.5")
+          "NeurIPS 2019, arXiv 1902.01028 (its concept class)")
 LABEL_SCALE = ("normalization 'sqrt': Var_x(y_{j,s}) = mean_r E[b^2] E_w[Var_x Phi_r(<w, x*>)], "
                "independent of j and L (E[b^2] = 1/3 for 'uniform'; about 0.05 for sin, d_x = 4, "
                "0.03 for d_x = 8); 'mean' decays like 1/|I(j)|; 'none' grows like |I(j)|")

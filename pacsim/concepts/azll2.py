@@ -2,7 +2,7 @@
 
 Allen-Zhu, Li & Liang, *Learning and Generalization in Overparameterized Neural Networks,
 Going Beyond Two Layers* (NeurIPS 2019, arXiv 1811.04918 v5), concept class (3.1) and
-Theorem 1; notes in ``shared/research/resnet_kernels.md`` sections 2.1, 2.2.
+Theorem 1.
 
 Inputs follow AZLL's convention ``||x|| = 1`` with last coordinate ``x_{d_in} = 1/2``:
 ``x = (sqrt(3)/2 u, 1/2)`` with ``u`` uniform on ``S^{d_in - 2}``. For outputs ``r = 1..d``
@@ -43,8 +43,7 @@ KIND = "vector"
 SUMMARY = "AZLL two-layer class: f_r(x) = sum_i a_{r,i} phi_i(<w1_i, x>) <w2_i, x>"
 FORMULA = ("f_r(x) = c sum_{i<=p} a_{r,i} phi_i(<w1_i, x>) <w2_i, x>, |w1| = |w2| = 1, |a| <= 1, "
            "x = (sqrt(3)/2 u, 1/2); standard form: w2_i = e_{d_in}")
-SOURCE = ("Allen-Zhu, Li & Liang, arXiv 1811.04918 v5, concept class (3.1), Theorem 1; "
-          "shared/research/resnet_kernels.md section 2.2")
+SOURCE = ("Allen-Zhu, Li & Liang, arXiv 1811.04918 v5, concept class (3.1), Theorem 1")
 LABEL_SCALE = ("normalize 'unit': mean over outputs of E f_r^2 = 1 (Monte Carlo); "
                "'none': the paper's scale")
 

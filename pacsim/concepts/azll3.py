@@ -1,7 +1,6 @@
 """AZLL's three-layer concept class: a smooth function of sums of smooth neurons, times another.
 
-Allen-Zhu, Li & Liang (arXiv 1811.04918 v5), concept class (4.1), Theorem 2 and Remark 4.3;
-notes in ``shared/research/resnet_kernels.md`` sections 2.3, 4.1.
+Allen-Zhu, Li & Liang (arXiv 1811.04918 v5), concept class (4.1), Theorem 2 and Remark 4.3.
 
 Inputs as in the two-layer class (``||x|| = 1``, ``x_{d_in} = 1/2``). For outputs ``r``::
 
@@ -54,7 +53,7 @@ FORMULA = ("f_r(x) = c sum_{i<=p1} a_{r,i} Phi_i(sum_{j<=p2} v1_{i,j} phi_j(<w1_
            "(sum_{j<=p2} v2_{i,j} phi_j(<w2_j, x>)); unit w, v rows; standard form: second "
            "factor 1")
 SOURCE = ("Allen-Zhu, Li & Liang, arXiv 1811.04918 v5, concept class (4.1), Theorem 2, "
-          "Remark 4.3; shared/research/resnet_kernels.md section 2.3")
+          "Remark 4.3")
 LABEL_SCALE = ("normalize 'unit': mean over outputs of E f_r^2 = 1 (Monte Carlo); "
                "'none': the paper's scale")
 

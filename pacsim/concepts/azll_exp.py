@@ -1,7 +1,6 @@
 """AZLL's experiment targets on the unit sphere of R^4.
 
-Allen-Zhu, Li & Liang (arXiv 1811.04918 v5), Sec. "Experiments", Figs. 1-2; notes in
-``shared/research/resnet_kernels.md`` sections 2.4 and 4.3.
+Allen-Zhu, Li & Liang (arXiv 1811.04918 v5), Sec. "Experiments", Figs. 1-2.
 
 x is Gaussian in R^4 normalised to the unit sphere (no 1/2 coordinate: the experiments use
 biases instead), and the scalar label is, for ``target``:
@@ -10,7 +9,8 @@ biases instead), and the scalar label is, for ``target``:
 * ``"tanh"`` (Fig. 2): ``y = (tanh 8x1 + tanh 8x2 + tanh 8x3 - 2)^2 tanh 8x4``.
 
 Labels are on the paper's scale (not normalised), so test errors compare with the paper's
-MSE figures: ``E y^2`` is about 31.2 (sincos) and 76.8 (tanh) (resnet_kernels.md section 2.4).
+MSE figures: ``E y^2`` is about 31.2 (sincos) and 76.8 (tanh) (Monte Carlo; checked in
+tests/test_concepts_families.py).
 
 As a member of the three-layer class: ``p1 = 1``, ``p2 = 3`` inner units ``phi = sin(3z)`` with
 ``w1_j = e_j``, ``v1 = (1, 1, 1)/sqrt(3)``, outer ``Phi(z) = (sqrt(3) z - 2)^2``, and the second
@@ -39,8 +39,7 @@ SUMMARY = ("AZLL experiments on S^3: (sin 3x1 + sin 3x2 + sin 3x3 - 2)^2 cos 7x4
            "and the tanh variant")
 FORMULA = ("sincos: y = (sin 3x1 + sin 3x2 + sin 3x3 - 2)^2 cos 7x4; tanh: y = (tanh 8x1 + "
            "tanh 8x2 + tanh 8x3 - 2)^2 tanh 8x4; x uniform on the unit sphere of R^4")
-SOURCE = ("Allen-Zhu, Li & Liang, arXiv 1811.04918 v5, experiments (Figs. 1-2); "
-          "shared/research/resnet_kernels.md section 2.4")
+SOURCE = ("Allen-Zhu, Li & Liang, arXiv 1811.04918 v5, experiments (Figs. 1-2)")
 LABEL_SCALE = "the paper's scale: E y^2 ~ 31.2 (sincos), ~ 76.8 (tanh)"
 
 D_IN = 4

@@ -11,7 +11,8 @@ The "resnet" variant is the tighter sample-complexity measure of Allen-Zhu & Li,
 ResNet Learn Efficiently, Going Beyond Kernels?* (arXiv 1905.10337 v2, footnote), which states
 it at R = 1; here it is extended to any R by the same R^i weight. ``log`` is natural. At
 ``i = 0`` the second C_eps term is taken as 1 (so ``c_0`` counts twice), which reproduces the
-worked values of resnet_kernels.md section 4.3 (e.g. C_eps(cos, 1) = 3.75 at eps = 0.01).
+values computed independently from the definition (e.g. C_eps(cos, 1) = 3.75 at eps = 0.01;
+tests/test_concepts_complexity.py).
 
 Sums are exact (finite) for polynomials and, for entire functions, summed term by term in log
 space until the terms have fallen below ``exp(-50)`` of the largest one and decay at least

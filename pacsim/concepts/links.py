@@ -5,7 +5,8 @@ Names are ASCII so they can be written in a TOML config. Three menus:
 * :data:`LINKS`: entire functions with ``phi(0) = 0`` (``z1`` ... ``z6`` for z^q, ``sin``,
   ``expm1`` = exp(z) - 1, ``cosm1`` = cos(z) - 1). The RNN classes (AZL, PG21) draw from this
   menu only: their theorems are stated in terms of C_eps(Phi, sqrt(L)), which is finite for
-  every entire link (rnn_theory.md section 2.1).
+  every entire link (AZLL, arXiv 1811.04918, as restated in PG21, arXiv 2106.00047,
+  Def. 2.1).
 * ``cos``: entire but ``cos(0) = 1``; allowed where ``phi(0) = 0`` is not required (the
   feed-forward classes of AZLL and AZL-ResNet).
 * :data:`FINITE_RADIUS`: ``tanh`` and ``sigmoid``, whose Taylor series at 0 converge only for

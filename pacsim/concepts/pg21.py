@@ -1,7 +1,7 @@
 """The PG21 concept class: one smooth network of the whole sequence, label at the end.
 
 Panigrahi & Goyal, *Learning and Generalization in RNNs* (NeurIPS 2021, arXiv 2106.00047),
-Def. 3.3; notes in ``shared/research/rnn_theory.md`` sections 2.3, 4.3, 7.1 ("Mode PG21").
+Def. 3.3 (the concept class) and Theorem 3.1 (the learning result).
 
 Layout (0-based positions, sequence length ``L`` including a start and an end position):
 
@@ -38,7 +38,7 @@ SUMMARY = "PG21: one smooth network of the concatenated sequence, label at the e
 FORMULA = ("y_s = c sum_{r<=p} b_{r,s} Phi_{r,s}(<w_{r,s}, concat(x*_1..x*_{L-2})>) at position "
            "L-1 only; w unit in R^{(L-2) d_x}, |b| <= 1, Phi entire with Phi(0) = 0; c = 1/sqrt(p)")
 SOURCE = ("Panigrahi & Goyal, Learning and Generalization in RNNs, NeurIPS 2021, arXiv "
-          "2106.00047, Def. 3.3; shared/research/rnn_theory.md sections 2.3, 4.3")
+          "2106.00047, Def. 3.3, Theorem 3.1")
 LABEL_SCALE = ("O(1) and independent of L (<w, concat> is O(1)); normalization 'sqrt' "
                "divides by sqrt(p)")
 

@@ -1,13 +1,13 @@
 """Regular languages over {0, 1}: recognise membership from the whole string, label at the end.
 
 PG21 (Panigrahi & Goyal, arXiv 2106.00047) Sec. 5 and its appendix on regular languages and
-Tomita grammars; notes in ``shared/research/rnn_theory.md`` sections 2.3 and 5.
+Tomita grammars (Tomita 1982; definitions as in Weiss, Goldberg & Yahav, ICML 2018).
 
 Layout (as PG21): position 0 is the start position, positions ``1..L-2`` carry the string
 ``z`` of length ``ell = L - 2``, position ``L-1`` is the end position (rows 0 and L-1 are zero);
 only the end position is scored, with label ``+1`` if ``z`` is in the language and ``-1`` if not.
 
-Token embedding (rnn_theory.md section 2.3): symbol 0 -> ``sqrt(3)/2 e_1 + 1/2 e_{d_x}``,
+Token embedding (PG21's token normalisation, Def. 3.1): symbol 0 -> ``sqrt(3)/2 e_1 + 1/2 e_{d_x}``,
 symbol 1 -> ``sqrt(3)/2 e_2 + 1/2 e_{d_x}``: unit vectors with last coordinate 1/2, as the RNN
 theorems require (``d_x >= 3``; extra coordinates are zero).
 
@@ -59,8 +59,7 @@ SUMMARY = "regular languages over {0,1} (exactly-one, contains, parity, Tomita 1
 FORMULA = ("y = +1 if z in language else -1, at position L-1; z = tokens 1..L-2 in {0,1}, "
            "0 -> sqrt(3)/2 e_1 + 1/2 e_dx, 1 -> sqrt(3)/2 e_2 + 1/2 e_dx")
 SOURCE = ("Panigrahi & Goyal, arXiv 2106.00047, Sec. 5 (regular languages); Tomita 1982; "
-          "Tomita definitions as in Weiss, Goldberg & Yahav, ICML 2018; "
-          "shared/research/rnn_theory.md section 2.3")
+          "Tomita definitions as in Weiss, Goldberg & Yahav, ICML 2018")
 LABEL_SCALE = "+1 / -1 (balanced sampling: mean 0, variance 1)"
 
 LANGUAGES = ("exactly-one", "contains", "parity",

@@ -1,8 +1,7 @@
 """The AZL-ResNet concept class (Concept 1): a base signal F plus a composite signal G(F).
 
 Allen-Zhu & Li, *What Can ResNet Learn Efficiently, Going Beyond Kernels?* (NeurIPS 2019,
-arXiv 1905.10337; v2 read), Concept 1; notes in ``shared/research/resnet_kernels.md``
-sections 1.2, 1.9 and 5.1 item 1.
+arXiv 1905.10337 v2), Concept 1 and Theorem 1.
 
 For x uniform on the unit sphere of ``R^{d_in}`` and outputs ``r = 1..d`` (the paper's k)::
 
@@ -16,7 +15,7 @@ with ``a`` in [-1, 1] (``"uniform"``) or +-1 (``"sign"``), unit ``i`` of F using
 Normalisation (the paper's Concept 1 assumes ``||x|| = 1`` and ``||F(x)|| = 1`` on the support;
 an exact ``||F(x)|| = 1`` is not possible for a generic F): ``c_F`` makes ``E ||F(x)||^2 = 1``,
 estimated once from ``N_NORMALISE = 4096`` points drawn from the concept stream after the
-weights (resnet_kernels.md section 5.1). ``c_F`` is recorded (``F_rescale``); it multiplies the
+weights (pacsim's choice). ``c_F`` is recorded (``F_rescale``); it multiplies the
 paper's ``|a*| <= 1`` coefficients. The base signal then has ``E ||beta F||^2 = beta^2`` and the
 composite signal is smaller by ``alpha < 1``.
 """
@@ -41,7 +40,7 @@ FORMULA = ("H(x) = beta F(x) + alpha G(F(x)); F_r(x) = c_F sum_i a_{F,r,i} phi_i
            "G_r(h) = sum_i a_{G,r,i} psi_i(<v_{r,i}, h>), |w| = |v| = 1/sqrt(2), |a| <= 1, "
            "x uniform on S^{d_in - 1}, c_F: E||F||^2 = 1")
 SOURCE = ("Allen-Zhu & Li, What Can ResNet Learn Efficiently, Going Beyond Kernels? NeurIPS 2019, "
-          "arXiv 1905.10337, Concept 1; shared/research/resnet_kernels.md sections 1.2, 5.1")
+          "arXiv 1905.10337 v2, Concept 1, Theorem 1")
 LABEL_SCALE = "E||beta F||^2 = beta^2 (Monte-Carlo normalised), plus alpha G(F) with alpha < 1"
 
 

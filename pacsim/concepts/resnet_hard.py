@@ -1,8 +1,8 @@
 """AZL-ResNet's kernel lower-bound instance: coordinates plus their k-fold product, on a cube.
 
 Allen-Zhu & Li, *What Can ResNet Learn Efficiently, Going Beyond Kernels?* (arXiv 1905.10337
-v2), eq. (7.1), Theorem 2, Theorem 3 and Corollary 7.1; notes in
-``shared/research/resnet_kernels.md`` sections 1.6 and 5.1 item 4.
+v2), eq. (7.1), Theorem 2, Theorem 3 and Corollary 7.1 (the lower bounds for kernels and for
+linear regression over feature mappings).
 
 Input ``x`` in ``{-1/sqrt(d_in), +1/sqrt(d_in)}^{d_in}`` (the scaled hypercube). The paper takes
 the first ``d1`` coordinates uniform and the rest from an *arbitrary* distribution D2; pacsim
@@ -37,8 +37,7 @@ SUMMARY = ("AZL-ResNet kernel lower-bound instance: x on the scaled cube, F = co
            "G = k-fold product")
 FORMULA = ("H(x) = beta F(x) + alpha G(F(x)); F_j = sqrt(d_in) x_{i_j} (k = d distinct indices in "
            "[d1]), G(y) = prod_j y_j in every output; x uniform on {+-1/sqrt(d_in)}^d_in")
-SOURCE = ("Allen-Zhu & Li, arXiv 1905.10337 v2, eq. (7.1), Theorems 2-3, Corollary 7.1; "
-          "shared/research/resnet_kernels.md section 1.6")
+SOURCE = ("Allen-Zhu & Li, arXiv 1905.10337 v2, eq. (7.1), Theorems 2-3, Corollary 7.1")
 LABEL_SCALE = "every output is +-beta +- alpha: E H_j^2 = beta^2 + alpha^2 exactly"
 
 

@@ -1,16 +1,16 @@
 """AZL-ResNet's experiment: degree-2 parities plus a parity of them, on {-1, 1}^30.
 
-Allen-Zhu & Li, *What Can ResNet Learn Efficiently, Going Beyond Kernels?* (arXiv 1905.10337);
-notes in ``shared/research/resnet_kernels.md`` sections 1.8.1 (v2, read in full), 1.8.2 (final
-version, from slides) and 5.1 items 2-3.
+Allen-Zhu & Li, *What Can ResNet Learn Efficiently, Going Beyond Kernels?* (arXiv 1905.10337):
+the experiment of v2 (Sec. A, Fig. 2) and of the final version (NeurIPS 2019; its setting taken
+from a slide summary, github.com/FrankCCCCC/DL_DB_Quick_Note,
+``paper_presentation/beyond_kernel``, not from the final text).
 
 x uniform on ``{-1, 1}^30`` (not normalised; no 1/2 coordinate), ``H = beta F + alpha G(F)``:
 
 * ``version = "v2"`` (arXiv v2): ``k = 8``, ``F = (x1 x2, x3 x4, ..., x15 x16)``. The paper
   prints ``G(y) = (y1 y2 y3 y4, y5 y6 y7 y8)``, two coordinates, but its own "G not learned"
   floor ``k alpha^2 = 0.72`` (and the beta = 0 curve at about 0.78) imply that all 8 outputs
-  carry a +-alpha parity term (resnet_kernels.md section 1.8.1, 6 item 2). pacsim's choice,
-  the one suggested in section 5.1 item 2: ``G_r(y) = y_r y_{r+1} y_{r+2} y_{r+3}`` (indices
+  carry a +-alpha parity term. pacsim's choice: ``G_r(y) = y_r y_{r+1} y_{r+2} y_{r+3}`` (indices
   mod 8), so every output has a degree-4 product of F-coordinates (a degree-8 parity of x).
 * ``version = "final"`` (NeurIPS / later arXiv, [SLIDES]): ``k = 15``,
   ``F = (x1 x2, ..., x29 x30)``, ``G_i(y) = (-1)^i y1 y2 y3 y4`` for ``i = 1..15``.
@@ -42,8 +42,8 @@ SUMMARY = "AZL-ResNet experiment: x on {-1,1}^30, F = pairwise products, G = 4-f
 FORMULA = ("H(x) = beta F(x) + alpha G(F(x)); F_r = x_{2r-1} x_{2r}; v2: k = 8, "
            "G_r(y) = y_r y_{r+1} y_{r+2} y_{r+3} (mod 8); final: k = 15, "
            "G_i(y) = (-1)^i y1 y2 y3 y4; g swaps the two patterns of G")
-SOURCE = ("Allen-Zhu & Li, arXiv 1905.10337, experiments (v2 Sec. A / Fig. 2; final version via "
-          "slides); shared/research/resnet_kernels.md sections 1.8, 5.1")
+SOURCE = ("Allen-Zhu & Li, arXiv 1905.10337, experiments (v2 Sec. A, Fig. 2; final version via "
+          "a slide summary, github.com/FrankCCCCC/DL_DB_Quick_Note)")
 LABEL_SCALE = ("E||H||^2 = k (beta^2 + alpha^2); error floor without G: k alpha^2 "
                "(0.72 v2, 1.35 final)")
 

@@ -15,7 +15,7 @@ for ``(u, v) ~ N(0, [[a, c], [c, b]])`` with ``den = sqrt(a b)`` and ``rho = c /
       E[relu'(u) relu'(v)] = (pi - t) / (2 pi)
 
 * LeakyReLU ``phi(z) = max(z, a z)``, ``0 <= a < 1`` (Tsuchida, Roosta & Gallagher 2018,
-  arXiv 1711.09090; research notes icml_seeds.md section 3.2)::
+  arXiv 1711.09090)::
 
       E[phi(u) phi(v)]   = den * ( (1-a)^2 (sin t + (pi - t) cos t) / (2 pi) + a cos t )
       E[phi'(u) phi'(v)] = ( (1 + a^2)(pi - t) + 2 a t ) / (2 pi)

@@ -1,4 +1,5 @@
-"""Classical kernels and explicit polynomial features (research notes resnet_kernels.md 3.7).
+"""Classical kernels and explicit polynomial features: the baselines listed by Allen-Zhu & Li
+(arXiv 1905.10337; the feature-map regression of their Theorem 3).
 
 Kernels take ``X1`` (n1, d) and ``X2`` (n2, d) (``None``: ``X1``) and return (n1, n2) float64:
 

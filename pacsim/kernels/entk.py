@@ -6,7 +6,7 @@ For a network ``f(x; theta)`` with outputs ``r = 1..k`` and trained parameter gr
 
 No (n x n_params) Jacobian is formed. Every trained matrix enters a layer as ``z = M u``, so
 ``d f_r / dM = delta_r u^T`` (``delta_r = d f_r / dz``) and the Gram is a Hadamard product of
-two small Grams (research notes resnet_kernels.md 3.6)::
+two small Grams::
 
     < d f_r(x)/dM , d f_s(x')/dM > = <u(x), u(x')> * <delta_r(x), delta_s(x')>
 
@@ -36,7 +36,8 @@ plain arrays, float64; ``relu'(0) = 0``, ``phi'(0) = leak``):
   groups ``"W"``, ``"A"``, ``"B"``.
 * :func:`mlp`: ``z_l = W_l h_{l-1} + b_l``, ``h_l = phi(z_l)`` (``h_0 = x``), ``f = A h_L + c``;
   groups ``"W1".."WL"``, ``"b1".."bL"``, ``"A"``, ``"c"``. The AZLL two-/three-layer learners
-  (notes 2.2-2.3: ``W, b ~ N(0, 1/m)``, ``a ~ N(0, 1)``, hidden layers trained) are
+  (arXiv 1811.04918, experiments: ``W, b ~ N(0, 1/m)``, ``a ~ N(0, 1)``, hidden layers
+  trained) are
   ``weights=(W,)`` / ``(W, V)`` with ``train`` the hidden groups (the default).
 * :func:`preact_resnet`: ``z_0 = W_0 x + b_0``,
   ``z_l = z_{l-1} + alpha (W_l phi(z_{l-1}) + b_l)``,
@@ -44,7 +45,7 @@ plain arrays, float64; ``relu'(0) = 0``, ``phi'(0) = leak``):
 * :func:`azl_resnet`: AZL-ResNet eq. 2.1 with a full ``U``: ``h1 = relu(W x + b1)``,
   ``h2 = relu(U h1 + b2)``, ``f = A (h1 + h2)`` (``skip=False``: ``f = A h2``, the plain
   three-layer net); groups ``"W"``, ``"b1"``, ``"U"``, ``"b2"``, ``"A"``.
-* :func:`azl_bottleneck`: the form AZL analyse (notes 1.3): ``out1 = A relu(W (x, 1))``,
+* :func:`azl_bottleneck`: the form AZL analyse (arXiv 1905.10337, Sec. 6): ``out1 = A relu(W (x, 1))``,
   ``f = out1 + A relu(V (out1, 1))``; ``W`` (m, d+1), ``V`` (m, k+1) trained, ``A`` (k, m) fixed;
   groups ``"W"``, ``"V"``.
 """
@@ -483,7 +484,7 @@ def azl_bottleneck(
     output: str | int = "mean",
     parts: bool = False,
 ) -> np.ndarray:
-    """Empirical NTK of :func:`azl_bottleneck_forward` (AZL's analysed form, notes 1.3 and 3.6).
+    """Empirical NTK of :func:`azl_bottleneck_forward` (AZL's analysed form, arXiv 1905.10337 Sec. 6).
 
     ``W`` (m, d+1) acts on ``(x, 1)``, ``V`` (m, k+1) on ``(out1, 1)``, ``A`` (k, m) is fixed;
     groups ``"W"`` and ``"V"`` (AZL train both; ``W``/``V`` here are the full current matrices

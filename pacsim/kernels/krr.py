@@ -15,8 +15,8 @@ is refitted on all N samples.
 
 Ridges are relative: ``ridge_abs = ridge * trace(K) / n`` for the Gram matrix ``K`` being
 solved (neural-tangents' ``diag_reg`` convention), so a grid means the same for kernels of any
-scale. Default grid :data:`RIDGES` = 0 and 1e-6 ... 1 (research notes 3.5 suggest 0, 1e-6 ... 1e-1;
-1 is added for noisy labels). ``ridge = 0`` is the interpolating (min-norm) solution: the
+scale. Default grid :data:`RIDGES` = 0 and 1e-6 ... 1 in decades (1 for noisy labels).
+``ridge = 0`` is the interpolating (min-norm) solution: the
 Cholesky then gets a jitter of ``1e-12 trace(K)/n``, multiplied by 10 until the factorisation
 succeeds (at most 1e-4 trace(K)/n); the jitter used is recorded on the fitted model.
 

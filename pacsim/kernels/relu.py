@@ -1,7 +1,7 @@
 """Closed-form NNGP and NTK of deep fully connected ReLU / LeakyReLU networks.
 
 Convention (Arora, Du, Hu, Li, Salakhutdinov & Wang 2019, "On Exact Computation with an
-Infinitely Wide Neural Net", arXiv 1904.11955, eqs. 6-13; research notes resnet_kernels.md 3.1-3.3).
+Infinitely Wide Neural Net", arXiv 1904.11955, eqs. 6-13).
 The network with ``depth`` hidden layers of width ``m``, all parameters N(0, 1)::
 
     f^(1) = W^(1) x + beta b^(1)                      (no 1/sqrt(d): Sigma^(0) = <x, x'>)
@@ -98,7 +98,8 @@ def ntk(
         Which layers' parameters are trained, 1-based: layer ``h`` in ``1..depth`` is the
         hidden layer ``h`` (``W^(h)`` and ``b^(h)``), layer ``depth + 1`` the readout.
         ``"all"`` (Arora et al.) trains every layer; ``"hidden"`` drops the readout term, the
-        "hidden weights only" NTK of the AZL/AZLL "(NTK)" baselines (research notes 3.3);
+        "hidden weights only" NTK of the AZL/AZLL "(NTK)" baselines (arXiv 1905.10337 and
+        1811.04918 train the hidden layers only);
         dropping the first ``j`` layers gives the "first j layers fixed" kernels of Arora et al.
         2020 (Harnessing), but in the c_sigma = 2 convention.
     train_bias : bool

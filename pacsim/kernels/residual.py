@@ -1,4 +1,4 @@
-"""Infinite-width NTK/NNGP of residual ReLU networks (research notes resnet_kernels.md 3.4).
+"""Infinite-width NTK/NNGP of residual ReLU networks (derivations: docs/kernels.md, "Derivations").
 
 Three architectures; the finite networks with the same names in :mod:`pacsim.kernels.entk`
 (``preact_resnet``, ``azl_resnet``, ``azl_bottleneck``) are what the tests compare against.
@@ -21,7 +21,7 @@ Three architectures; the finite networks with the same names in :mod:`pacsim.ker
    ``blocks=0`` is ``relu.ntk(depth=1)``. The skip makes the kernel additive (the input
    correlation survives depth); ``K_l(x, x)`` grows like ``(1 + alpha^2)^l``, so
    ``alpha ~ 1/sqrt(blocks)`` keeps it bounded. Matches neural-tangents'
-   ``FanOut(2) >> parallel(Identity, serial(Relu, Dense)) >> FanInSum`` (notes 3.4a).
+   ``FanOut(2) >> parallel(Identity, serial(Relu, Dense)) >> FanInSum``.
 
 2. AZL-ResNet eq. 2.1 with a full ``U`` (:func:`azl_ntk`, :func:`azl_nngp`; ReLU), NTK
    parameterisation (``W, U, b, a`` i.i.d. N(0, 1))::
@@ -32,7 +32,7 @@ Three architectures; the finite networks with the same names in :mod:`pacsim.ker
 
    ``a`` (AZL's ``A``) is fixed; ``W``, ``U`` (and their biases if ``sb > 0``) are trained.
    With ``Sigma1 = sw^2 <x,x'>/d + sb1^2``, ``K1 = E[relu relu](Sigma1)``,
-   ``Sigma2 = su^2 K1 + sb2^2`` and ``E0_i = E[relu' relu'](Sigma_i)`` (derived in notes 3.4b;
+   ``Sigma2 = su^2 K1 + sb2^2`` and ``E0_i = E[relu' relu'](Sigma_i)`` (derived in docs/kernels.md;
    the skip contributes the "1")::
 
        Theta_W  = (sw^2 <x,x'>/d) E0_1 (1 + su^2 E0_2)      Theta_b1 = sb1^2 E0_1 (1 + su^2 E0_2)
@@ -52,7 +52,7 @@ Three architectures; the finite networks with the same names in :mod:`pacsim.ker
        out1 = A relu(W (x, 1)),   f = out1 + A relu(V (out1, 1))
        A (k, m) ~ N(0, 1/m) fixed;  W (m, d+1) ~ N(0, sw^2), V (m, k+1) ~ N(0, sv^2/m) trained
 
-   It has **no deterministic** infinite-width NTK (notes 3.4c): ``out1`` is a k-dimensional
+   It has **no deterministic** infinite-width NTK (docs/kernels.md): ``out1`` is a k-dimensional
    Gaussian vector (a draw of the GP with covariance :func:`bottleneck_out1_cov`) that does
    not concentrate as ``m -> infinity``. Conditionally on ``out1`` the plain gradient Gram
    (w.r.t. ``W`` and ``V``, no ``m`` factor) converges, for any ``sw`` and ``sv = o(sqrt(m))``,

@@ -1,6 +1,6 @@
 """Recurrent NTK and NNGP of exactly pacsim's Elman ReLU RNN (:mod:`pacsim.models.rnn`).
 
-The network (AZL parameterisation, research notes rnn_theory.md 1.1 and 6.3)::
+The network (AZL's parameterisation, arXiv 1902.01028; PG21's B ~ N(0, 2/d), arXiv 2106.00047)::
 
     h_0 = 0,   h_t = ReLU(W h_{t-1} + A x_t),   y_t = lam * B h_t      (t = 1..L, 1-based)
     W (m, m) ~ N(0, w_var/m),  A (m, d_in) ~ N(0, a_var/m),  B (d, m) ~ N(0, b_var/d)
@@ -34,7 +34,8 @@ kernel ``lam^2 q(j, j')`` adds to the raw kernel: ``m * rntk + rnngp(lam=lam, d=
 with ``lam = 1, d = 1, b_var = 1`` it is ``q`` itself, the infinite-width kernel of a ridge
 readout on the hidden states (the "random features" / conjugate-kernel baseline).
 
-Derivation (rnn_theory.md 6.2-6.3 adapted to W-only training, h_0 = 0, per-position outputs)
+Derivation (the recurrent NTK of Alemohammad et al. 2021, arXiv 2006.10246, adapted to W-only
+training, h_0 = 0 and per-position outputs)
 -------------------------------------------------------------------------------------------
 Pre-activations ``z_t = W h_{t-1} + A x_t`` have, coordinate-wise in the limit, the joint
 covariance ``S(t, t') / m`` with::

@@ -1,7 +1,7 @@
 """``kind = "linear"``: linear regression on the monomials of the inputs up to ``degree``.
 
-AZL-ResNet's "linear regression over feature mappings" baseline (Theorem 3; research notes
-resnet_kernels.md 3.7): the features are every monomial of total degree ``<= degree`` of the
+AZL-ResNet's "linear regression over feature mappings" baseline (arXiv 1905.10337, Theorem 3):
+the features are every monomial of total degree ``<= degree`` of the
 feed-forward view of the inputs, the constant included
 (:func:`pacsim.kernels.classical.monomial_features`; ``multilinear``: square-free monomials
 only, all that matter on the Boolean cube). Least squares (``ridges = [0.0]``) or ridge with

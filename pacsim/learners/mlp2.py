@@ -1,7 +1,7 @@
 """``kind = "mlp2"``: the AZLL two-layer ReLU network of :mod:`pacsim.models.ff`, vanilla SGD.
 
 ``out = A ReLU(W x + b1)``; ``W`` (and ``b1``) trained, ``A`` fixed unless ``train_output``
-(``shared/research/resnet_kernels.md`` 2.2).
+(Allen-Zhu, Li & Liang, arXiv 1811.04918, Sec. 3 and the experiments).
 """
 
 from __future__ import annotations

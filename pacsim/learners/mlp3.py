@@ -1,7 +1,7 @@
 """``kind = "mlp3"``: the AZLL three-layer ReLU network of :mod:`pacsim.models.ff`, vanilla SGD.
 
 ``out = A ReLU(V ReLU(W x + b1) + b2)``; ``W, V`` (and ``b1, b2``) trained, ``A`` fixed unless
-``train_output`` (``shared/research/resnet_kernels.md`` 2.3).
+``train_output`` (Allen-Zhu, Li & Liang, arXiv 1811.04918, Sec. 4 and the experiments).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``kind = "poly"``: kernel ridge regression with the polynomial kernel ``(<x, x'> + c)^p``.
 
 :func:`pacsim.kernels.classical.polynomial` (``degree = p``, ``offset = c``; listed among
-AZL-ResNet's kernel baselines, research notes resnet_kernels.md 3.7) on the feed-forward view
+AZL-ResNet's kernel baselines, arXiv 1905.10337) on the feed-forward view
 of the inputs, one kernel for all scored outputs, the ridge chosen on a validation split of the
 training samples (:mod:`pacsim.learners._kernel`).
 """

@@ -1,7 +1,8 @@
 """``kind = "resnet"``: the AZL-ResNet of :mod:`pacsim.models.ff`, trained by vanilla SGD.
 
 ``out1 = A ReLU(W x + b1)``, ``out = out1 + A ReLU(V out1 + b2)``; ``W, b1, V, b2`` trained
-(``eta_V = lr_ratio_v * eta_W``), ``A`` fixed (``shared/research/resnet_kernels.md`` 1.3, 1.4).
+(``eta_V = lr_ratio_v * eta_W``), ``A`` fixed (Allen-Zhu & Li, arXiv 1905.10337: the form
+analysed in Sec. 6 and its training algorithm).
 """
 
 from __future__ import annotations

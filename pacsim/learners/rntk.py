@@ -5,7 +5,7 @@ initialisation (Elman ReLU, ``W ~ N(0, 2/m)``) with respect to the trained matri
 ``"W"``, ``"WA"``, or the mode's: W for azl and plain, W and A for pg21):
 :func:`pacsim.kernels.rntk.rntk` on the inputs encoded as the ``rnn`` learner encodes them
 (:func:`pacsim.models.rnn.encode_inputs` with ``mode`` and ``eps_x``), at the concept's scored
-positions. Research notes rnn_theory.md 6.3; docs/kernels.md.
+positions. Alemohammad et al. 2021 (arXiv 2006.10246), adapted: docs/kernels.md.
 
 ``blocks = "diag"``: one kernel per scored position (``S`` kernels of size n x n, memory
 ``8 n^2 S`` bytes; cross-position terms dropped); ``"full"``: the joint kernel over (sample,

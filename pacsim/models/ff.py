@@ -1,6 +1,7 @@
 """Feed-forward ReLU networks: the AZL-ResNet and the AZLL two- and three-layer networks.
 
-Notation (``shared/research/resnet_kernels.md`` sections 1.3, 2.2, 2.3, 5.2; ``arch`` names the
+Notation (Allen-Zhu & Li, arXiv 1905.10337, eq. 2.1 and Sec. 6; Allen-Zhu, Li & Liang, arXiv
+1811.04918, Secs. 3-4; ``arch`` names the
 network; the bias columns of the papers' augmented inputs ``(x, 1)`` are the vectors ``b1, b2``)::
 
     "mlp2":    h1 = ReLU(W x + b1),                                   out = A h1
@@ -9,7 +10,7 @@ network; the bias columns of the papers' augmented inputs ``(x, 1)`` are the vec
                h2 = ReLU(V out1 + b2),                                out = out1 + A h2
 
     W (m, d_in), b1 (m,), A (d_out, m);  V (m, m) and b2 (m,) for "mlp3";
-    V (m, d_out) and b2 (m,) for "resnet" (AZL's bottleneck U = V A, section 1.3)
+    V (m, d_out) and b2 (m,) for "resnet" (AZL's bottleneck U = V A, arXiv 1905.10337 Sec. 6)
 
 AZL-ResNet writes ``W (x, 1)`` and ``V (out1, 1)``: that is ``[W | b1]`` and ``[V | b2]`` here.
 The loss of a sample is ``0.5 * ||out - y||^2``. Which arrays are trained, and at what relative
@@ -152,7 +153,7 @@ class Rates(NamedTuple):
 
 def default_rates(lr_ratio_v: float = 1.0, train_bias: bool = True,
                   train_output: bool = False) -> Rates:
-    """The papers' choice: hidden layers trained, ``A`` fixed (AZL section 1.3, AZLL 3.2 and 4).
+    """The papers' choice: hidden layers trained, ``A`` fixed (AZL-ResNet Sec. 6, AZLL Secs. 3.2 and 4).
 
     ``lr_ratio_v`` is ``eta_V / eta_W`` (AZL-ResNet trains its two blocks at different rates,
     :func:`theorem_lr_ratio`); ``train_bias = False`` fixes ``b1`` and ``b2`` (the AZLL
@@ -165,7 +166,7 @@ def default_rates(lr_ratio_v: float = 1.0, train_bias: bool = True,
 def theorem_lr_ratio(alpha: float, p_F: int, p_G: int,  # noqa: N803 - paper notation
                      C_s_F: float, C_s_G: float) -> float:
     """AZL-ResNet Theorem 1's ``eta_v / eta_w = (alpha p_G C_s(G) / (p_F C_s(F)))^2``, its
-    ``Theta~`` constants and log factors taken as 1 (resnet_kernels.md section 1.4)."""
+    ``Theta~`` constants and log factors taken as 1 (arXiv 1905.10337, Theorem 1)."""
     return float((alpha * p_G * C_s_G / (p_F * C_s_F)) ** 2)
 
 
@@ -173,19 +174,19 @@ def init_std(arch: str, m: int, d_in: int, init: str | None = None,
              eps_a: float = 1.0) -> dict[str, float]:
     """Standard deviation of each array's i.i.d. zero-mean Gaussian entries at initialisation.
 
-    * ``resnet``, ``init = "theory"`` (AZL section 1.3; the values of resnet_kernels.md 5.2):
+    * ``resnet``, ``init = "theory"`` (arXiv 1905.10337 Sec. 6 and Table 1; pacsim's values):
       ``A ~ N(0, 1/m)``, ``[W | b1] ~ N(0, sigma_w^2)`` with ``sigma_w = m^(-1/4)`` (inside
       Table 1's range ``[m^(-1/2+0.01), m^(-0.01)]``), ``[V | b2] ~ N(0, sigma_v^2/m)`` with
       ``sigma_v = 1``.
-    * ``resnet``, ``init = "experiment"`` (AZL section 1.8.1, reading the printed
+    * ``resnet``, ``init = "experiment"`` (arXiv 1905.10337 v2's experiment, reading the printed
       ``N(1, 1/m)`` as the typo for ``N(0, 1/m)`` it must be): ``A``, ``[V | b2] ~ N(0, 1/m)``;
       ``[W | b1] ~ N(0, 1/d_in)``.
-    * ``mlp2`` and ``mlp3``, ``init = "azll"`` (AZLL sections 3.2, 4 and the experiments, 2.2-2.4
-      of the notes): ``W, b1`` (and ``V, b2``) ``~ N(0, 1/m)``; ``A ~ N(0, eps_a^2)``. ``eps_a = 1``
+    * ``mlp2`` and ``mlp3``, ``init = "azll"`` (AZLL, arXiv 1811.04918, Secs. 3.2, 4 and the
+      experiments): ``W, b1`` (and ``V, b2``) ``~ N(0, 1/m)``; ``A ~ N(0, eps_a^2)``. ``eps_a = 1``
       is the experiments' and the three-layer theorem's value; the two-layer theorem takes
       ``eps_a = Theta~(eps)``.
     * ``mlp2`` and ``mlp3``, ``init = "experiment"``: the "similar initialisation" AZL-ResNet's
-      experiment gives its two- and three-layer nets (section 1.8.1 of the notes), i.e. the
+      experiment gives its two- and three-layer nets (arXiv 1905.10337 v2), i.e. the
       ResNet experiment preset: ``[W | b1] ~ N(0, 1/d_in)``, ``[V | b2] ~ N(0, 1/m)``,
       ``A ~ N(0, eps_a^2 / m)``. Use it on unnormalised inputs such as {-1, 1}^30, where
       ``N(0, 1/m)`` first-layer weights give vanishing pre-activations.

@@ -1,7 +1,9 @@
 """Mean-field signal propagation at initialisation: predictions and finite-network measurements.
 
-Recursions of ``shared/research/icml_seeds.md`` 2.3 ([INFER], checked [NUM] there against
-simulations at N = 2000, 2.4), in pacsim's conventions (:mod:`pacsim.models.rnn`):
+The signal-propagation recursions of Chen, Pennington & Schoenholz 2018 ("Dynamical Isometry
+and a Mean Field Theory of RNNs", arXiv 1806.05394; derived for pacsim, derivation
+in docs/model.md, "Mean-field signal propagation", since the paper's own equations were not
+checked line by line), in pacsim's conventions (:mod:`pacsim.models.rnn`):
 ``W ~ N(0, sigma_w^2 / m)`` (or ``sigma_w`` times an orthogonal matrix: same recursions),
 and the input drive ``A x_t`` of per-unit second moment ``r_t = E||A x_t||^2 / m``
 (:func:`input_drive`; ``r_t = a_var ||x_t||^2 / m`` for ``A ~ N(0, a_var / m)``).
@@ -25,13 +27,18 @@ Per position ``t`` (``Q_{-1} = 0``), with ``E_z`` over ``z ~ N(0, 1)``:
 ``E||J_t v||^2 / ||v||^2`` for a random ``v`` (``J_t = diag(phi'(e_t)) W``, or
 ``diag(u_t) + diag(sigmoid'(e_t) (h_{t-1} - z_t)) W`` for the minimalRNN). ``chi_1 = 1`` is
 the critical (edge-of-chaos) point; the AZL init (ReLU, ``sigma_w^2 = 2``) sits exactly on it,
-and there ``E||h_t||^2 = sum_{s<=t} ||x_s||^2`` (icml_seeds.md 2.6), in expectation only: with
-a tied ``W`` the seed-to-seed spread is large (2.7, MF-5).
+and there ``E||h_t||^2 = sum_{s<=t} ||x_s||^2`` (docs/model.md), in expectation only: with
+a tied ``W`` the seed-to-seed spread is large (tests/test_meanfield.py).
 
-The recursions assume inputs independent over time and across units (the minimalRNN's ``Q``
-also drops the correlation between a slow gate and ``h_{t-1}``: up to 20% off for
-``mu_b >= 2``; ``chi_1`` stays within 0.5%, icml_seeds.md 2.4). Tolerances of the checks
-(icml_seeds.md 2.7): measured ``chi_1`` within 2% and ``q*``/``Q*`` within 3% at N >= 2000.
+The recursions assume inputs independent over time and across units. For Elman cells they are
+then the infinite-width limit. The minimalRNN's ``Q`` recursion is a closure: it factorises
+``E[u_t^2 h_{t-1}^2] = E[u_t^2] Q_{t-1}``, dropping the correlation between a unit's gate and
+its state (both driven by the unit's own field, correlated in time), and overestimates ``Q*``
+at every width: by 2% with fast gates (``mu_b = 0, sigma_w = 1``), by 8-25% with gates that
+stay near 1 (``mu_b >= 2``) or near criticality; ``chi_1`` stays within 1%. :func:`single_site` is
+the exact infinite-width limit (Monte Carlo of the single-unit process), which finite networks
+match within their sampling error (tests/test_meanfield.py: ``chi_1`` 2%, ``q``/``Q`` 3% at
+m = 1000).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.polynomial.legendre import leggauss
+from scipy.linalg import solve_triangular
 from scipy.optimize import brentq
 
 from . import rnn
@@ -280,10 +288,11 @@ def critical_sigma_w(
     ``ValueError`` if ``chi_1`` stays below 1 up to ``sigma_w = 1e8``. The critical line is
     implicit (the expectations depend on ``q*``); ReLU gives ``sqrt(2)`` for every ``r``.
 
-    icml_seeds.md 2.4 says a minimalRNN with ``mu_b = 4`` (R = 1, sigma_v = 1) has no root up
-    to sigma_w = 60, with chi_1 saturating near 0.84. These recursions give a root at
-    sigma_w = 4.03 instead, and simulation agrees that chi_1 crosses 1 there (m = 1000:
-    measured chi_1 0.957 at sigma_w = 3, 1.05 at 5 and 1.87 at 10).
+    For the minimalRNN this is the root of the closure's ``chi_1``, within 1% of the
+    infinite-width one (:func:`single_site`). A minimalRNN with ``mu_b = 4`` (R = 1,
+    sigma_v = 1) has a root at sigma_w = 4.03 (an earlier computation had found none up to
+    sigma_w = 60), and simulation agrees that chi_1 crosses 1 there (m = 1000: measured chi_1
+    0.957 at sigma_w = 3, 1.05 at 5 and 1.87 at 10).
     """
     _check_cell(cell)
 
@@ -298,6 +307,81 @@ def critical_sigma_w(
         if hi > 1e8:
             raise ValueError(f"no critical sigma_w for cell {cell!r} (chi_1 < 1 up to 1e8)")
     return float(brentq(excess, lo, hi, xtol=1e-14, rtol=1e-13))
+
+
+def single_site(
+    cell: str,
+    sigma_w: float,
+    r,
+    *,
+    sigma_v: float = 1.0,
+    mu_b: float = 0.0,
+    sigma_b: float = 0.0,
+    n_paths: int = 20000,
+    rng: np.random.Generator | None = None,
+) -> Prediction:
+    """The infinite-width limit of ``q_t``, ``Q_t`` and ``chi_1`` without the closure of
+    :func:`predict`: Monte Carlo of the single-unit process of dynamic mean-field theory.
+
+    As ``m -> infinity`` with ``W`` i.i.d. Gaussian (not symmetric, so there is no reaction
+    term), the recurrent input ``(W h_{t-1})_i`` of one unit is a zero-mean Gaussian process in
+    ``t`` with covariance ``sigma_w^2 C(t-1, s-1)``, ``C(t, s) = E[h_t h_s]`` of one unit, and the
+    units are independent; the drive ``z_t`` (Elman: ``A x_t``) is i.i.d. ``N(0, r_t)``. So one
+    unit is simulated ``n_paths`` times, its field ``e_t`` drawn causally from the Gaussian
+    process whose covariance is estimated from the paths themselves::
+
+        Elman:    e_t = g_t,          Cov(g_t, g_s) = sigma_w^2 C(t-1, s-1) + r_t [t = s]
+                  h_t = phi(e_t)
+        minimal:  e_t = mu_b + g_t,   Cov(g_t, g_s) = sigma_w^2 C(t-1, s-1)
+                                                      + sigma_v^2 r_t [t = s] + sigma_b^2
+                  u_t = sigmoid(e_t), h_t = u_t h_{t-1} + (1 - u_t) z_t
+
+    with ``C(-1, .) = 0``; ``chi_1(t) = sigma_w^2 E[phi'(e_t)^2]`` (Elman) or
+    ``E[u_t^2 + sigma_w^2 sigmoid'(e_t)^2 (h_{t-1} - z_t)^2]`` (minimal), the limit of
+    ``||J_t v||^2 / ||v||^2``. For Elman cells ``Q_t`` depends only on the variance of ``e_t``,
+    and :func:`predict` is this limit. For the minimalRNN :func:`predict` factorises
+    ``E[u_t^2 h_{t-1}^2] = E[u_t^2] Q_{t-1}``, but ``u_t`` and ``h_{t-1}`` of one unit are
+    correlated through the unit's own field, which is correlated in time (the tied ``W`` sees a
+    slowly changing ``h``): a unit whose gate stays near 1 keeps its old state and takes in
+    less of its input. The closure therefore overestimates ``Q*`` (measured at m = 500 ...
+    4000, the same at every width: by 2% at ``mu_b = 0, sigma_w = 1``, 8.5% at the critical
+    point ``sigma_w = 6.88``, 15% at ``mu_b = 4``, 24% at ``mu_b = 2, sigma_w = 3``) and is
+    off in ``chi_1`` by under 1%; finite
+    networks match this function within their sampling error. Derivation: docs/model.md,
+    "Mean-field signal propagation". Monte Carlo error about ``1 / sqrt(n_paths)`` relative
+    (0.7% at the default; average over positions for less).
+    """
+    _check_cell(cell)
+    r = np.atleast_1d(np.asarray(r, dtype=np.float64))
+    rng = np.random.default_rng(0) if rng is None else rng
+    L, P, s2 = r.size, int(n_paths), sigma_w**2
+    xi = rng.standard_normal((L, P))
+    z = np.sqrt(r)[:, None] * rng.standard_normal((L, P)) if cell == "minimal" else None
+    H = np.zeros((L, P))
+    chol = np.zeros((L, L))  # Cholesky factor of Cov(g_0..g_t), grown one row per step
+    q, Q, chi = (np.empty(L) for _ in range(3))
+    h_prev = np.zeros(P)
+    for t in range(L):
+        k = np.full(t + 1, sigma_b**2 if cell == "minimal" else 0.0)
+        if t > 0:
+            k[1:] += s2 * (H[:t] @ H[t - 1]) / P  # Cov(g_t, g_s), s = 1..t: C(s-1, t-1)
+        k[t] += (sigma_v**2 if cell == "minimal" else 1.0) * r[t]
+        if t > 0:
+            chol[t, :t] = solve_triangular(chol[:t, :t], k[:t], lower=True)
+        chol[t, t] = np.sqrt(max(k[t] - chol[t, :t] @ chol[t, :t], 0.0))
+        g = chol[t, : t + 1] @ xi[: t + 1]
+        q[t] = np.mean(g * g)
+        if cell == "minimal":
+            u = _sigmoid(mu_b + g)
+            H[t] = u * h_prev + (1.0 - u) * z[t]
+            chi[t] = np.mean(u * u + s2 * (u * (1.0 - u)) ** 2 * (h_prev - z[t]) ** 2)
+        else:
+            H[t] = np.maximum(g, 0.0) if cell == "relu" else np.tanh(g)
+            dphi = (g > 0).astype(float) if cell == "relu" else 1.0 - H[t] ** 2
+            chi[t] = s2 * np.mean(dphi * dphi)
+        Q[t] = np.mean(H[t] ** 2)
+        h_prev = H[t]
+    return Prediction(q=q, Q=Q, chi_1=chi)
 
 
 def input_drive(A: np.ndarray, X: np.ndarray) -> np.ndarray:

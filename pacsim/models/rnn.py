@@ -1,6 +1,7 @@
 """Over-parameterized RNNs trained by vanilla SGD: cells, modes, initialisations, BPTT(K).
 
-Notation (``shared/research/rnn_theory.md`` sections 1.1, 1.2, 3, 7.1; ``icml_seeds.md`` 2.2)::
+Notation (Allen-Zhu & Li, arXiv 1902.01028; Panigrahi & Goyal, arXiv 2106.00047, Defs. 3.1-3.2;
+Chen, Pennington & Schoenholz, arXiv 1806.05394, for the minimalRNN)::
 
     relu, tanh (Elman):  h_t = phi(W h_{t-1} + A x_t)                    phi = ReLU or tanh
     minimal (minimalRNN): z_t = A x_t
@@ -14,12 +15,12 @@ Notation (``shared/research/rnn_theory.md`` sections 1.1, 1.2, 3, 7.1; ``icml_se
 ``sum over scored positions t of 0.5 * ||yhat_t - y_t||^2``.
 
 The minimalRNN is the cell of Chen, Pennington & Schoenholz (ICML 2018, arXiv 1806.05394),
-from Chen 2017 (arXiv 1711.06788), as recalled in ``icml_seeds.md`` 2.2 **[RECALL]**: the
-notes were not checked against the paper text. The paper's input map ``z_t = Phi(x_t)`` (e.g.
+from Chen 2017 (arXiv 1711.06788), written from memory of the paper **[RECALL]**, not checked
+against its text. The paper's input map ``z_t = Phi(x_t)`` (e.g.
 ``tanh(W_x x_t + b_z)``) is any embedding; pacsim uses the linear map ``z_t = A x_t``, which
 is the form its mean-field analysis takes (``Phi`` absorbed, ``z_t`` the embedded input).
 
-Modes (:data:`MODES`, rnn_theory.md 7.1) fix the input encoding, the initial scales of ``A``
+Modes (:data:`MODES`; docs/learners.md) fix the input encoding, the initial scales of ``A``
 and ``B``, the default trained matrices and the scored outputs; ``init`` (``"azl"``,
 ``"critical"``, ``"orthogonal"``) fixes ``W``. Every function works on arrays, without any
 config::
@@ -187,22 +188,21 @@ class Mode:
     source: str
 
 
-#: The mode presets (rnn_theory.md 7.1).
+#: The mode presets (docs/learners.md, "Modes").
 MODES = {
     "azl": Mode(
         "azl", ("W",), 2.0, 1.0, True, False, True, None, "from_third",
-        "Allen-Zhu & Li 2019 (arXiv 1902.01028), rnn_theory.md 1.1-1.2, 7.1; [RECALL] there: "
+        "Allen-Zhu & Li 2019 (arXiv 1902.01028); [RECALL]: "
         "B ~ N(0, 1/d), start token, outputs j >= 3 (1-based), only W trained",
     ),
     "pg21": Mode(
         "pg21", ("W", "A"), 2.0, 2.0, True, True, True, None, "last",
-        "Panigrahi & Goyal 2021 (arXiv 2106.00047) Def. 3.1-3.2, Thm 3.1, rnn_theory.md 1.1, "
-        "1.2, 3.2, 7.1 [READ]: W, A ~ N(0, 2/m) trained, B ~ N(0, 2/d_out) fixed, start and "
+        "Panigrahi & Goyal 2021 (arXiv 2106.00047) Def. 3.1-3.2, Thm 3.1 [READ]: W, A ~ N(0, 2/m) trained, B ~ N(0, 2/d_out) fixed, start and "
         "end tokens, only the last output",
     ),
     "plain": Mode(
         "plain", ("W",), 2.0, 1.0, False, False, False, 1.0, "from_third",
-        "rnn_theory.md 7.1 'plain' (contrast): unit tokens at every position, no special "
+        "pacsim's contrast mode 'plain': unit tokens at every position, no special "
         "token, no eps_x, lam = 1; AZL's initial scales; any subset of {W, A, B} trained",
     ),
 }  # fmt: skip
@@ -243,7 +243,7 @@ def azl_inputs(tokens: np.ndarray, eps_x: float, dtype=np.float64) -> np.ndarray
 
 
 def pg21_inputs(tokens: np.ndarray, eps_x: float, dtype=np.float64) -> np.ndarray:
-    """PG21 input normalisation (Def. 3.1, rnn_theory.md 1.2): (n, L, d_x) -> (n, L, d_x + 1).
+    """PG21 input normalisation (arXiv 2106.00047, Def. 3.1): (n, L, d_x) -> (n, L, d_x + 1).
 
     ``x_0 = x_{L-1} = (0, ..., 0, 1)`` (start and end tokens) and ``x_t = (eps_x * x*_t, 0)``
     for ``1 <= t <= L-2``; ``tokens[:, 0]`` and ``tokens[:, L-1]`` are ignored (the true
@@ -336,7 +336,7 @@ def init_params(
     * ``A ~ N(0, a_var / m)``, ``B ~ N(0, b_var / d)`` with ``a_var``, ``b_var`` of ``mode``
       (azl, plain: 2 and 1; pg21: 2 and 2).
     * minimal only: ``V ~ N(0, sigma_v^2 / m)``, ``b = mu_b + sigma_b * N(0, 1)``
-      (icml_seeds.md 2.2's ensemble).
+      (the mean-field ensemble of arXiv 1806.05394).
 
     Draws are made in float64 and then cast, so float32 and float64 runs start from the same
     weights up to rounding.
@@ -472,7 +472,7 @@ def loss_and_grad(
         Truncation of backpropagation through time: the loss at position ``t`` sends gradient
         to the uses of ``W`` and ``A`` at positions ``t, t-1, ..., t-K+1`` only, i.e. through
         ``K`` transitions counting the one that produced ``h_t`` (``lrjconan/RBP``'s
-        ``TBPTT`` convention, icml_seeds.md 1.2)::
+        ``TBPTT`` convention, Liao et al. 2018, arXiv 1803.06396)::
 
             grad_K = sum_{t scored} sum_{s = max(0, t-K+1)}^{t} (d loss_t / d theta_s)
 
@@ -599,7 +599,7 @@ def ntk_trace(
     ``T = sum over scored positions j and outputs s of E||d(lam yhat_{j,s})/d theta||^2`` for
     the ReLU cell at a gain-``sqrt(2)`` init (azl, orthogonal or critical: all have
     ``E||W v||^2 = 2||v||^2``, so ``chi_1 = 1``), ``A ~ N(0, 2/m)``, ``B ~ N(0, b_var/d)``.
-    Wide limit (rnn_theory.md 1.4 and 6.3 [INFER + NUM]), 1-based ``j`` and ``t``::
+    Wide limit ([INFER + NUM]; the derivation below, docs/model.md), 1-based ``j`` and ``t``::
 
         q_t = ||h_t||^2 = sum_{s<=t} n_s,   n_s = ||x_s||^2
         T_W = lam^2 (b_var m / 2) sum_j sum_{t=1}^{j-1} q_t
