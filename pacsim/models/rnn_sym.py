@@ -152,3 +152,33 @@ def _sgd_chunk(cell, W1, A1, B1, V1, C1, b1, W2, A2, B2, V2, C2, b2, X, Y, order
         if not (ok1 and ok2):
             return k
     return order.shape[0]
+
+
+def outputs(p: rnn.RNNParams, X: np.ndarray, lam: float = 1.0, positions=None) -> np.ndarray:
+    """``lam B h_t`` at the scored ``positions`` (zero elsewhere), shape (n, L, d), from the
+    single-threaded per-sample forward kernel: no (n, L, m) states are kept, and no BLAS
+    threads start (``f0 = "subtract"`` needs ``f_0`` of every training chunk)."""
+    X, _, scored = rnn._as_batch(p, X, np.zeros((X.shape[0], X.shape[1], p.d)), positions)
+    out = np.zeros((X.shape[0], X.shape[1], p.d), dtype=p.dtype)
+    V, C, bias, use_c = rnn._gate_arrays(p, False)
+    _outputs(rnn._CELL_CODE[p.cell], rnn._kernel_w(p), p.A, p.B, V, C, bias, X,
+             p.dtype.type(lam), scored, use_c, out, *rnn._workspace(p, X.shape[1]))
+    return out
+
+
+@jit
+def _outputs(cell, W, A, B, V, C, bias, X, lam, scored, use_c, out, H, U, Z, D, G, R, S, I, c):
+    """``out[k, t] = lam B h_t(x_k)`` at the scored ``t`` (forward passes, zero targets)."""
+    L = X.shape[1]
+    d = B.shape[0]
+    zero_y = np.zeros((L, d), dtype=W.dtype)
+    if cell == _rnn_jit.RELU and not _rnn_jit._all_finite(W):
+        out[:] = np.nan
+        return
+    for k in range(X.shape[0]):
+        _rnn_jit._sample(cell, W, A, B, V, C, bias, X[k], zero_y, lam, scored, L, False, False,
+                         use_c, H, U, Z, D, G, R, S, I)
+        for t in range(L):
+            if scored[t]:
+                for q in range(d):
+                    out[k, t, q] = R[t, q]
