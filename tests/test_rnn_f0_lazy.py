@@ -287,3 +287,47 @@ def test_link_argument_at_the_data_scale_matches_monte_carlo(family):
     mc = 3.0 * math.sqrt(float(np.mean(Z**2)))
     # mean of 1e5 squares of O(1) terms: relative standard error ~ sqrt(2/1e5) / 2 ~ 0.2%
     assert info["link_arg_rms"] == pytest.approx(mc, rel=1e-2)
+
+
+def test_plot_draws_the_laziness_of_a_chosen_cell(tmp_path):
+    """A tiny sweep with two step sizes and an eps_x rule, then `pacsim plot --cell 1`."""
+    import textwrap
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from pacsim.cli import main
+
+    cfg = tmp_path / "lazy.toml"
+    cfg.write_text(textwrap.dedent("""
+        name = "lazy"
+        seeds = [0, 1]
+        [base.concept]
+        d_x = 3
+        [base.model]
+        m = 8
+        eps_x = "1/sqrt(L)"
+        f0 = "subtract"
+        [base.train]
+        n_test = 40
+        lr = [0.5, 1.0]
+        [grid]
+        "concept.L" = [3, 4]
+        [target]
+        eps = 0.9
+        n_min = 8
+        n_max = 64
+        n_boot = 100
+        """))
+    run = CliRunner().invoke(main, ["sweep", str(cfg), "--out", str(tmp_path / "runs"),
+                                    "--workers", "1", "--no-progress"], catch_exceptions=False)
+    assert run.exit_code == 0, run.output
+    run_dir = tmp_path / "runs" / "lazy"
+    res = pd.read_parquet(run_dir / "results.parquet")
+    assert res["lazy.move_W"].notna().all() and (res["lazy.ntk_align"] <= 1 + 1e-12).all()
+    assert set(res["learner_info.token_scale"].round(12)) == {round(3**-0.5, 12), 0.5}
+    r = CliRunner().invoke(main, ["plot", str(run_dir), "--cell", "1"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert (run_dir / "figures" / "laziness_cell1.png").stat().st_size > 1000
+    r = CliRunner().invoke(main, ["plot", str(run_dir), "--cell", "7"])
+    assert r.exit_code != 0 and "cell = 7 is not in the results; allowed: 0, 1" in r.output
