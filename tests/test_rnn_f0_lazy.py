@@ -331,3 +331,19 @@ def test_plot_draws_the_laziness_of_a_chosen_cell(tmp_path):
     assert (run_dir / "figures" / "laziness_cell1.png").stat().st_size > 1000
     r = CliRunner().invoke(main, ["plot", str(run_dir), "--cell", "7"])
     assert r.exit_code != 0 and "cell = 7 is not in the results; allowed: 0, 1" in r.output
+
+
+@pytest.mark.parametrize("kind", ["rntk", "entk", "random_features"])
+def test_rnn_view_kernels_resolve_the_eps_x_rule_as_the_rnn_learner(kind):
+    """The recurrent kernels see the inputs the RNN sees, rule included, and refuse the same
+    out-of-range rules when the config is read."""
+    from pacsim import learners
+
+    c = _concept(L=9)
+    X = c.sample(4, np.random.default_rng(0))[0]
+    cfg = learners.LEARNERS[kind].Config(eps_x="1/sqrt(L)")
+    k = learners.make(cfg, c, np.random.default_rng(1))
+    npt.assert_array_equal(k.encode(X), _learner(c, m=8, eps_x="1/sqrt(L)").encode(X))
+    with pytest.raises(LearnerError, match=r"model.eps_x = '4\*L\^-0.5' gives 1.333 at L = 9"):
+        learners.check_concept(learners.LEARNERS[kind].Config(eps_x="4*L^-0.5"),
+                               concepts.FAMILIES["azl"].Config(L=9, d_x=4))

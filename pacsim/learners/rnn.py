@@ -309,9 +309,15 @@ def check_concept(cfg: Config, concept_cfg) -> None:
     of ``concept_cfg`` (the check :func:`make` does, for the config loader), or if an ``eps_x``
     rule gives a value outside (0, 1] at the concept's ``L``."""
     check_mode_positions(cfg.mode, concept_cfg)
+    check_eps_x(cfg.eps_x, cfg.mode, concept_cfg)
+
+
+def check_eps_x(eps_x, mode: str, concept_cfg) -> None:
+    """Raise :class:`LearnerError` if an ``eps_x`` rule gives a value outside (0, 1] at the
+    ``L`` of ``concept_cfg`` (modes that scale tokens; also used by the RNN-view kernels)."""
     L = getattr(concept_cfg, "L", None)  # noqa: N806
-    if isinstance(cfg.eps_x, str) and L is not None and rnn.mode_spec(cfg.mode).scale_tokens:
-        _scale.resolve(cfg.eps_x, L)
+    if isinstance(eps_x, str) and L is not None and rnn.mode_spec(mode).scale_tokens:
+        _scale.resolve(eps_x, L)
 
 
 def check_mode_positions(mode: str, concept_cfg) -> None:
