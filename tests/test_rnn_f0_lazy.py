@@ -347,3 +347,21 @@ def test_rnn_view_kernels_resolve_the_eps_x_rule_as_the_rnn_learner(kind):
     with pytest.raises(LearnerError, match=r"model.eps_x = '4\*L\^-0.5' gives 1.333 at L = 9"):
         learners.check_concept(learners.LEARNERS[kind].Config(eps_x="4*L^-0.5"),
                                concepts.FAMILIES["azl"].Config(L=9, d_x=4))
+
+
+@pytest.mark.parametrize("model", [{"kind": "rnn", "m": 16}, {"kind": "mlp2", "m": 16}])
+@pytest.mark.parametrize("f0", ["subtract", "symmetric"])
+def test_momentum_optimiser_trains_every_f0(model, f0):
+    """The mini-batch optimiser steps every array of trained() with batch_grad's gradients
+    (both copies for the symmetric model) and lowers the training loss."""
+    raw = {"concept": {"L": 4, "d_x": 3}, "model": {**model, "f0": f0},
+           "train": {"n_test": 30, "protocol": "finite", "optimizer": "momentum",
+                     "epochs": 6, "batch": 8}}
+    spec = RunSpec.model_validate(raw)
+    res = train.run(spec, seed=0, lr=0.05, checkpoints=[64])
+    assert res.status == "ok" and len(res.rows) == 1
+    row = res.rows[0]
+    assert row["lazy.move_W"] > 0 and np.isfinite(row["test_nmse"])
+    start = train.run(spec, seed=0, lr=0.0, checkpoints=[64]).rows[0]
+    assert start["lazy.move_W"] == 0.0
+    assert row["train_loss"] < start["train_loss"]
