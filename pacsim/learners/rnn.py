@@ -256,11 +256,12 @@ class RNNLearner(Learner):
         relu = self.params.cell == "relu"
 
         def measure(p):
-            signs = _lazy.rnn_relu_signs(p, X) if relu else None
+            if p.cell != "minimal":  # batched BLAS (tested against the slow forms below)
+                return _lazy.rnn_tangent(p, X, pos, lam, self.names, self.K, N_PROBE_EMPIRICAL)
             gram = _lazy.rnn_gram(p, X, pos, lam, self.names, self.K)
             trace = rnn.empirical_ntk_trace(p, X[:N_PROBE_EMPIRICAL], pos, lam,
                                             trained=self.names, K=self.K)
-            return signs, gram, trace
+            return None, gram, trace
 
         if self._lazy0 is None:
             self._lazy0 = measure(self.params0)
