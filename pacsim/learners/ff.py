@@ -196,3 +196,4 @@ def _ff_signs(p: ff.FFParams, X: np.ndarray) -> np.ndarray:
 
 def warmup(dtypes) -> None:
     ff.warmup(dtypes)
+    ff_sym.warmup(dtypes)

@@ -361,5 +361,7 @@ def check_positions(mode: str, L: int, positions) -> None:  # noqa: N803
 
 
 def warmup(dtypes) -> None:
-    """Compile every cell's kernels for ``dtypes`` (one call compiles all of them)."""
+    """Compile every cell's kernels for ``dtypes`` (one call compiles all of them), and those
+    of the ``f0`` options."""
     rnn.warmup(dtypes)
+    rnn_sym.warmup(dtypes)

@@ -77,3 +77,14 @@ def _sgd_chunk(arch, P1, P2, X, Y, order, c, s, losses, ws1, ws2):
         _ff_jit._sample_apply(arch, X[j], ws1, P1, c)
         _ff_jit._sample_apply(arch, X[j], ws2, P2, c)
     return order.shape[0]
+
+
+def warmup(dtypes=("float64",)) -> None:
+    """Compile (or load from the on-disk cache) the symmetric chunk for ``dtypes``."""
+    for dtype in dtypes:
+        rng = np.random.default_rng(0)
+        X = np.ones((1, 2), dtype=dtype)
+        Y = np.zeros((1, 1), dtype=dtype)
+        for arch in ff.ARCHS:
+            p = ff.init_params(arch, 2, 2, 1, rng, dtype)
+            sgd_chunk(p, p.copy(), X, Y, 0.0)

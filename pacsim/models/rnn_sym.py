@@ -182,3 +182,17 @@ def _outputs(cell, W, A, B, V, C, bias, X, lam, scored, use_c, out, H, U, Z, D, 
             if scored[t]:
                 for q in range(d):
                     out[k, t, q] = R[t, q]
+
+
+def warmup(dtypes=("float64",)) -> None:
+    """Compile (or load from the on-disk cache) the symmetric chunk and :func:`outputs` for
+    ``dtypes``, every cell, on tiny inputs (before workers start)."""
+    for dtype in dtypes:
+        rng = np.random.default_rng(0)
+        for cell in rnn.CELLS:
+            p1 = rnn.init_params(2, 2, 1, rng, dtype, cell=cell)
+            p2 = p1.copy()
+            X = np.ones((1, 3, 2), dtype=dtype)
+            Y = np.zeros((1, 3, 1), dtype=dtype)
+            sgd_chunk(p1, p2, X, Y, 0.0, positions=[2])
+            outputs(p1, X, positions=[2])
