@@ -304,7 +304,7 @@ def laziness(rows: pd.DataFrame, eps: float, title: str = "") -> plt.Figure:
     x = "steps" if "steps" in rows and (rows["steps"] > 0).all() else "n"
     moves = [c for c in rows.columns if c.startswith("lazy.move_")]
     colors = sns.color_palette("colorblind", max(len(moves), 1))
-    for i, (seed, df) in enumerate(rows.groupby("seed", sort=True)):
+    for i, (_, df) in enumerate(rows.groupby("seed", sort=True)):
         left.plot(df[x], df["test_nmse"], color="0.3", alpha=0.8, marker="o", markersize=3,
                   label="seeds" if i == 0 else None)
         for color, col in zip(colors, moves, strict=False):

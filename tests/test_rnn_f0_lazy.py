@@ -16,7 +16,8 @@ from pacsim.models import rnn, rnn_sym
 
 
 def _concept(family="azl", L=5, d_x=4, seed=0):  # noqa: N803
-    return concepts.make(concepts.FAMILIES[family].Config(L=L, d_x=d_x), np.random.default_rng(seed))
+    cfg = concepts.FAMILIES[family].Config(L=L, d_x=d_x)
+    return concepts.make(cfg, np.random.default_rng(seed))
 
 
 def _learner(concept, seed=1, **cfg):

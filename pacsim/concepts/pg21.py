@@ -30,8 +30,15 @@ from pydantic import Field, field_validator, model_validator
 
 from .._config_base import Frozen, NonNegFloat, PosFloat
 from . import persist
-from ._common import (LinkName, class_complexity, coefficients, half_tokens, link_arg_rms,
-                      per_unit, unit_rows)
+from ._common import (
+    LinkName,
+    class_complexity,
+    coefficients,
+    half_tokens,
+    link_arg_rms,
+    per_unit,
+    unit_rows,
+)
 from .links import link
 
 KIND = "sequence"

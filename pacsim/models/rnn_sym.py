@@ -167,7 +167,8 @@ def outputs(p: rnn.RNNParams, X: np.ndarray, lam: float = 1.0, positions=None) -
 
 
 @jit
-def _outputs(cell, W, A, B, V, C, bias, X, lam, scored, use_c, out, H, U, Z, D, G, R, S, I, c):
+def _outputs(cell, W, A, B, V, C, bias, X, lam, scored, use_c, out,
+             H, U, Z, D, G, R, S, I, c):  # noqa: E741
     """``out[k, t] = lam B h_t(x_k)`` at the scored ``t`` (forward passes, zero targets)."""
     L = X.shape[1]
     d = B.shape[0]
