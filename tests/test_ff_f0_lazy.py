@@ -126,6 +126,7 @@ def test_laziness_is_zero_with_a_zero_step(kind, f0):
     lazy = learner.laziness()
     assert all(lazy[f"move_{n}"] == 0.0 for n in learner._trained)
     assert lazy["sign_flip"] == 0.0 and lazy["trace"] == lazy["trace0"] > 0
+    assert lazy["ntk_align_c"] == pytest.approx(1.0, rel=1e-12)  # centring: a few more sums
     assert lazy["ntk_align"] == pytest.approx(1.0, rel=1e-14)
     learner.sgd_chunk(learner.encode(X), Y, learner.step_size(1.0, "ntk"), None)
     moved = learner.laziness()

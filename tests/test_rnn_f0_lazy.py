@@ -234,6 +234,7 @@ def test_laziness_is_zero_with_a_zero_step(cell, f0):
     lazy = learner.laziness()
     assert lazy["move_W"] == 0.0
     assert lazy["ntk_align"] == pytest.approx(1.0, rel=1e-14)
+    assert lazy["ntk_align_c"] == pytest.approx(1.0, rel=1e-12)  # centring: a few more sums
     assert lazy["trace"] == lazy["trace0"] > 0
     if cell == "relu":
         assert lazy["sign_flip"] == 0.0
@@ -288,8 +289,8 @@ def test_every_sgd_row_records_the_lazy_columns():
     res = train.run(RunSpec.model_validate(raw), seed=0, lr=0.5, checkpoints=[4, 32])
     assert res.status == "ok" and len(res.rows) == 2
     for row in res.rows:
-        assert {"lazy.move_W", "lazy.sign_flip", "lazy.ntk_align", "lazy.trace",
-                "lazy.trace0"} <= set(row)
+        assert {"lazy.move_W", "lazy.sign_flip", "lazy.ntk_align", "lazy.ntk_align_c",
+                "lazy.trace", "lazy.trace0"} <= set(row)
     assert 0 < res.rows[0]["lazy.move_W"] < res.rows[1]["lazy.move_W"]
     assert res.info["learner_info.f0"] == "symmetric"
     kernel = {"concept": {"L": 4, "d_x": 3}, "model": {"kind": "rntk"}, "train": {"n_test": 30}}
@@ -390,3 +391,16 @@ def test_momentum_optimiser_trains_every_f0(model, f0):
     start = train.run(spec, seed=0, lr=0.0, checkpoints=[64]).rows[0]
     assert start["lazy.move_W"] == 0.0
     assert row["train_loss"] < start["train_loss"]
+
+
+def test_centred_alignment_ignores_a_constant_part_the_plain_one_does_not():
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((6, 6))
+    K0, K = G @ G.T, (G + 0.5 * rng.standard_normal((6, 6))) @ (G.T + 0)
+    K = K + K.T
+    big = 1e3 * np.ones((6, 6))  # a constant part common to every pair of inputs
+    c = _lazy.centred_alignment(K0, K)
+    # the centring removes the constant exactly up to rounding of O(1e3) entries: ~1e-12
+    assert _lazy.centred_alignment(K0 + big, K + big) == pytest.approx(c, abs=1e-9)
+    assert _lazy.alignment(K0 + big, K + big) > 0.999 > c
+    assert _lazy.alignment(K0, 3.0 * K0) == pytest.approx(1.0, rel=1e-15)  # scale-free

@@ -10,6 +10,7 @@ Recorded on every evaluated row of an SGD run as ``lazy.*`` columns (:meth:`Lear
 * ``lazy.ntk_align``: the kernel alignment ``<K0, K> / (||K0||_F ||K||_F)`` (Cristianini et
   al. 2001) between the empirical tangent kernel on the probe set now (``K``) and at
   initialisation (``K0``); 1 while the kernel keeps its shape;
+* ``lazy.ntk_align_c``: the same alignment of the centred kernels (:func:`centred_alignment`);
 * ``lazy.trace``: the per-sample NTK trace now, measured like ``learner_info.ntk_trace``'s
   empirical method, and ``lazy.trace0`` the same measurement at initialisation.
 
@@ -45,6 +46,17 @@ def alignment(K0: np.ndarray, K: np.ndarray) -> float:
     if not (n0 > 0 and n1 > 0 and math.isfinite(n0) and math.isfinite(n1)):
         return math.nan
     return float(np.dot(K0, K) / (n0 * n1))
+
+
+def centred_alignment(K0: np.ndarray, K: np.ndarray) -> float:
+    """:func:`alignment` of the centred kernels ``C K C``, ``C = I - 1 1^T / n`` (Cortes, Mohri &
+    Rostamizadeh 2012, JMLR 13, Def. 1): blind to a constant part common to every pair of
+    inputs, which dominates the RNN's kernel under the AZL encoding (every sequence shares the
+    start token) and keeps the plain alignment near 1."""
+    def centre(M):
+        M = np.asarray(M, dtype=np.float64)
+        return M - M.mean(axis=0, keepdims=True) - M.mean(axis=1, keepdims=True) + M.mean()
+    return alignment(centre(K0), centre(K))
 
 
 def flip_fraction(signs0: np.ndarray, signs: np.ndarray) -> float:

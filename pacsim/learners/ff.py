@@ -143,12 +143,14 @@ class FFLearner(Learner):
                                            [getattr(self.params0, n)] * len(copies))
                for n in self._trained}
         if not all(np.isfinite(getattr(p, n)).all() for p in copies for n in self._trained):
-            return {**out, "sign_flip": math.nan, "ntk_align": math.nan, "trace": math.nan,
-                    "trace0": trace0}
+            return {**out, "sign_flip": math.nan, "ntk_align": math.nan,
+                    "ntk_align_c": math.nan, "trace": math.nan, "trace0": trace0}
         now = [measure(p) for p in copies]
+        gram = sum(g for _, g, _ in now) / len(now)
         return {**out,
                 "sign_flip": float(np.mean([_lazy.flip_fraction(signs0, s) for s, _, _ in now])),
-                "ntk_align": _lazy.alignment(gram0, sum(g for _, g, _ in now) / len(now)),
+                "ntk_align": _lazy.alignment(gram0, gram),
+                "ntk_align_c": _lazy.centred_alignment(gram0, gram),
                 "trace": float(sum(t for _, _, t in now) / len(now)), "trace0": trace0}
 
     def _gram(self, p) -> np.ndarray:

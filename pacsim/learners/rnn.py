@@ -272,14 +272,15 @@ class RNNLearner(Learner):
                                               [getattr(self.params0, n)] * len(copies))
         finite = all(np.isfinite(getattr(p, n)).all() for p in copies for n in self.names)
         if not finite:  # a diverged run: nothing else can be measured
-            return {**out, "sign_flip": math.nan, "ntk_align": math.nan, "trace": math.nan,
-                    "trace0": trace0}
+            return {**out, "sign_flip": math.nan, "ntk_align": math.nan,
+                    "ntk_align_c": math.nan, "trace": math.nan, "trace0": trace0}
         now = [measure(p) for p in copies]
         flips = (np.mean([_lazy.flip_fraction(signs0, s) for s, _, _ in now]) if relu
                  else math.nan)
         gram = sum(g for _, g, _ in now) / len(now)
         trace = sum(t for _, _, t in now) / len(now)
         return {**out, "sign_flip": float(flips), "ntk_align": _lazy.alignment(gram0, gram),
+                "ntk_align_c": _lazy.centred_alignment(gram0, gram),
                 "trace": float(trace), "trace0": float(trace0)}
 
     def info(self):
