@@ -64,8 +64,9 @@ class FFLearner(Learner):
         self._S, self._d = scored(concept, Y[:1]).shape[1:]
         self.params = ff.init_params(arch, cfg.m, probe.shape[1], targets.shape[1], rng,
                                      self.dtype, init=init, eps_a=eps_a)
-        # the trace of the model trained: f0 = "subtract" adds a constant in the weights, and
-        # the symmetric model's kernel (K_1 + K_2)/2 is one copy's at init
+        # the trace of the model trained: f0 = "subtract" subtracts a function that does not
+        # depend on the weights, and the symmetric model's kernel (K_1 + K_2)/2 is one copy's
+        # at init
         self.trace = float(np.mean(ff.ntk_trace(self.params, probe, rates)))
         self._trained = [n for n, r in zip(ff.NAMES, rates, strict=True)
                          if r != 0 and getattr(self.params, n) is not None]

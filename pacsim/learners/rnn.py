@@ -61,8 +61,6 @@ N_PROBE = 64
 N_PROBE_EMPIRICAL = 8
 #: How many of them the laziness diagnostics (``lazy.*``) are measured on.
 N_PROBE_LAZY = 32
-#: Choices of the initial function (``f0``; see :class:`RNNLearner`).
-F0_CHOICES = ("keep", "subtract", "symmetric")
 
 #: Defaults of the minimalRNN's gate ensemble (``rnn.init_params``).
 _GATE_DEFAULTS = {"sigma_v": 1.0, "mu_b": 0.0, "sigma_b": 0.0}
@@ -166,8 +164,9 @@ class RNNLearner(Learner):
         self.probe = self.encode(tokens[:N_PROBE_LAZY])
         self._lazy0 = None  # the laziness reference at init, measured on first use
         self._f0_cache: list = []  # f0 = "subtract": f_0 of the evaluation sets
-        # the NTK trace of the model trained: f0 = "subtract" adds a constant in the weights,
-        # and the symmetric model's kernel (K_1 + K_2)/2 is one copy's at init
+        # the NTK trace of the model trained: f0 = "subtract" subtracts a function that does not
+        # depend on the weights, and the symmetric model's kernel (K_1 + K_2)/2 is one copy's
+        # at init
         self.trace, self.trace_method = self._ntk_trace(tokens)
 
     def _ntk_trace(self, tokens) -> tuple[float, str]:
