@@ -111,13 +111,18 @@ def status(run_dir):
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=str))
-def plot(run_dir):
+@click.option("--cell", "cells", type=int, multiple=True,
+              help="Also draw laziness_cell<N> for SGD cell N (repeatable): test error against "
+                   "steps and against the relative movement of the trained matrices.")
+def plot(run_dir, cells):
     """Draw RUN_DIR/figures/: n_eps_vs_L and test_error_vs_N, plus ratio_sgd_kernel_vs_L (SGD
     and kernel learners) and n_eps_vs_m (widths swept), as PNG and PDF, from results.parquet."""
-    from .figures import write_figures
+    from .figures import write_figures, write_laziness
 
     with _user_errors():
         paths = write_figures(run_dir)
+        if cells:
+            paths += write_laziness(run_dir, cells)
     for p in paths:
         click.echo(str(p))
 

@@ -24,6 +24,8 @@ FIGURES = {
     "test_error_vs_N": "normalised test error against training samples: median and IQR over seeds",
     "ratio_sgd_kernel_vs_L": "N_eps of each SGD learner over N_eps of each kernel learner",
     "n_eps_vs_m": "N_eps against the width m (theory: at most log m)",
+    "laziness_cell<N>": "one SGD cell (pacsim plot --cell N): test error against steps and "
+                        "against the relative movement of the trained matrices",
 }
 
 
@@ -154,3 +156,28 @@ def write_figures(run_dir: str | Path, eps: float | None = None) -> list[Path]:
 
 def _stem(key: str) -> str:
     return key.split(".", 1)[-1]
+
+
+def laziness_figure(results: pd.DataFrame, cell: int, eps: float):
+    """The laziness figure of one cell (:func:`pacsim.plots.laziness`), titled with the cell's
+    learner setting; a one-line :class:`PacsimError` for a cell without ``lazy.*`` columns."""
+    from . import plots
+    from .tables import cell_table, laziness_rows
+
+    try:
+        rows = laziness_rows(results, cell)
+    except ValueError as e:
+        raise PacsimError(str(e)) from None
+    setting = cell_table(results).set_index("cell").loc[cell, "setting"]
+    return plots.laziness(rows, eps, title=f"cell {cell}: {setting}")
+
+
+def write_laziness(run_dir: str | Path, cells, eps: float | None = None) -> list[Path]:
+    """Write ``RUN_DIR/figures/laziness_cell<N>.{png,pdf}`` for each of ``cells``."""
+    results = read_results(run_dir)
+    eps = read_target(run_dir).get("eps") if eps is None else eps
+    if eps is None:
+        raise PacsimError(f"{str(run_dir)!r} has no sweep.json or sample_complexity.parquet to "
+                          "read the target eps from")
+    figs = {f"laziness_cell{c}": laziness_figure(results, int(c), float(eps)) for c in cells}
+    return save_figures(figs, RunDir(run_dir).figures)

@@ -304,3 +304,37 @@ def _log_x(ax, xvalues) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     if len(ticks) == 1:
         ax.set_xlim(ticks[0] / 1.5, ticks[0] * 1.5)
+
+
+def laziness(rows: pd.DataFrame, eps: float, title: str = "") -> plt.Figure:
+    """Test error against SGD steps (left) and against the relative movement of the trained
+    matrices (right; ``lazy.move_*``, one colour per matrix), one line per seed.
+
+    ``rows``: :func:`pacsim.tables.laziness_rows` of one cell. The right panel shows how far
+    from its initialisation the network had to move to reach each error: a lazy (kernel)
+    run reaches ``eps`` at a movement that shrinks with the width.
+    """
+    _style()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.0, 4.2), sharey=True)
+    x = "steps" if "steps" in rows and (rows["steps"] > 0).all() else "n"
+    moves = [c for c in rows.columns if c.startswith("lazy.move_")]
+    colors = sns.color_palette("colorblind", max(len(moves), 1))
+    for i, (_, df) in enumerate(rows.groupby("seed", sort=True)):
+        left.plot(df[x], df["test_nmse"], color="0.3", alpha=0.8, marker="o", markersize=3,
+                  label="seeds" if i == 0 else None)
+        for color, col in zip(colors, moves, strict=False):
+            right.plot(df[col], df["test_nmse"], color=color, alpha=0.8, marker="o",
+                       markersize=3, label=col.removeprefix("lazy.move_") if i == 0 else None)
+    for ax in (left, right):
+        ax.axhline(eps, color="0.5", linestyle="--", linewidth=1, label=f"eps = {eps:g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    left.set_xlabel("SGD steps" if x == "steps" else "training samples n")
+    left.set_ylabel("normalised test error")
+    right.set_xlabel("relative movement ||M - M0||_F / ||M0||_F")
+    left.legend(frameon=False, fontsize=8)
+    right.legend(frameon=False, fontsize=8, title="trained matrix")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

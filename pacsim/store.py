@@ -278,7 +278,10 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
 
 
 def write_parquet(df, path: Path) -> None:
-    """Write a DataFrame to Parquet atomically."""
+    """Write a DataFrame to Parquet atomically. A column that mixes strings with numbers (a
+    config key that takes either, such as ``model.eps_x = 0.1`` in one cell and
+    ``"1/sqrt(L)"`` in another) is written as strings."""
+    df = _uniform_columns(df)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
@@ -287,6 +290,22 @@ def write_parquet(df, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _uniform_columns(df):
+    mixed = []
+    for c in df.columns:
+        if df[c].dtype == object:
+            kinds = {type(v) for v in df[c].dropna()}
+            if str in kinds and len(kinds) > 1:
+                mixed.append(c)
+    if not mixed:
+        return df
+    df = df.copy()
+    for c in mixed:
+        df[c] = df[c].map(lambda v: v if v is None or (isinstance(v, float) and v != v)
+                          else str(v))
+    return df
 
 
 @cache

@@ -778,3 +778,34 @@ def _num(v, digits: int = 0) -> str:
     if np.isinf(v):
         return "inf" if v > 0 else "-inf"
     return f"{v:.{digits}g}" if digits else f"{v:.0f}"  # digits: significant digits
+
+
+# Laziness of one cell (lazy.* columns of SGD runs)
+
+
+def laziness_rows(results: pd.DataFrame, cell: int) -> pd.DataFrame:
+    """The rows of ``cell`` at its chosen step size, one per (seed, n), with ``steps``, the
+    test error and the ``lazy.*`` columns (:meth:`pacsim.learners.base.Learner.laziness`).
+
+    The step size is the one with the smallest median validation error over seeds at the
+    largest ``n`` that has one (the test errors are not read to choose it); the first one
+    when no run was validated. Raises ``ValueError`` (one line) if the table has no such cell
+    or the cell has no ``lazy.*`` columns (a closed-form learner, or an older run).
+    """
+    df = results[results["cell"] == cell]
+    if df.empty:
+        cells = ", ".join(map(str, sorted(results["cell"].unique())))
+        raise ValueError(f"cell = {cell} is not in the results; allowed: {cells}")
+    lazy = [c for c in df.columns if c.startswith("lazy.") and df[c].notna().any()]
+    if not lazy:
+        raise ValueError(f"cell = {cell} has no lazy.* columns (only SGD runs record them)")
+    if "train.lr" in df and df["train.lr"].nunique() > 1:
+        val = df.dropna(subset=["val_nmse"]) if "val_nmse" in df else df.iloc[:0]
+        if len(val):
+            last = val[val["n"] == val["n"].max()]
+            lr = last.groupby("train.lr", sort=False)["val_nmse"].median().idxmin()
+        else:
+            lr = df["train.lr"].iloc[0]
+        df = df[df["train.lr"] == lr]
+    cols = ["seed", "n"] + (["steps"] if "steps" in df else []) + ["test_nmse"] + lazy
+    return df[cols].sort_values(["seed", "n"], ignore_index=True)

@@ -38,7 +38,8 @@ class RunResult:
     """Outcome of one run: one row per checkpoint, plus run-level facts."""
 
     #: n, test_mse, test_nmse, test_sse, val_nmse, train_loss (and fit.*: a closed-form fit's
-    #: choices; decomp.*: the learned F and G, for a concept H = beta F + alpha G(F))
+    #: choices; decomp.*: the learned F and G, for a concept H = beta F + alpha G(F); lazy.*:
+    #: an SGD learner's laziness diagnostics)
     rows: list[dict] = field(default_factory=list)
     status: str = "ok"  #: "ok" or "diverged"
     diverged_step: int | None = None  #: 1-based step whose loss was NaN/Inf
@@ -89,6 +90,8 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
                **test.errors(learner, "test")}
         row.update({f"fit.{k}": v for k, v in (fit or {}).items()})
         row["val_nmse"] = val.errors(learner, "val")["val_nmse"] if val else math.nan
+        if learner.sgd:  # laziness diagnostics: movement, sign flips, NTK alignment, trace
+            row.update({f"lazy.{k}": v for k, v in learner.laziness().items()})
         if not np.isfinite(row["test_mse"]):  # weights blew up after the last finite loss
             result.status = "diverged"
             result.diverged_step = result.diverged_step or int(n)

@@ -80,3 +80,19 @@ def class_complexity(links, scale: float, R: float = 1.0, variant: str = "azll",
                 "astronomically large, reported as inf")
     out[f"{prefix}complexity_note"] = note
     return out
+
+
+def link_arg_rms(w: np.ndarray, scale: float) -> float:
+    """Root-mean-square argument ``a <w, x>`` of the links at the data's scale (``a`` = the link
+    scale ``scale``), averaged over the units: how far into its non-linearity a link is driven.
+
+    ``w`` has shape (..., T, d_x): one unit's weights over ``T`` tokens (T = 1 for AZL's
+    per-token units, ``L - 2`` for PG21's whole sequence). For tokens ``(sqrt(3)/2 u, 1/2)``
+    with ``u`` uniform on the sphere and independent across tokens (:func:`half_tokens`),
+    ``E <w, x>^2 = sum_i (3/4) ||w_i[:-1]||^2 / (d_x - 1) + (sum_i w_i[-1] / 2)^2`` exactly.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    d_x = w.shape[-1]
+    var = 0.75 * np.sum(np.square(w[..., :-1]), axis=(-2, -1)) / (d_x - 1)
+    mean = 0.5 * np.sum(w[..., -1], axis=-1)
+    return float(scale) * float(np.sqrt(np.mean(var + mean**2)))

@@ -51,7 +51,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .._config_base import Frozen, NonNegFloat, PosFloat
 from . import persist
-from ._common import LinkName, class_complexity, coefficients, half_tokens, unit_rows
+from ._common import LinkName, class_complexity, coefficients, half_tokens, link_arg_rms, unit_rows
 from .links import LINKS, link
 
 #: Inputs are token sequences (see :mod:`pacsim.concepts.base`).
@@ -161,13 +161,16 @@ class AZLConcept:
 
     def info(self) -> dict[str, float | int | str]:
         """Recorded with every run: label scale at the last position, C_eps(Phi, sqrt(L)) and
-        C_s(Phi, sqrt(L)) (log10, max over the links; C* = 10^4 and C* = 1), fingerprint."""
+        C_s(Phi, sqrt(L)) (log10, max over the links; C* = 10^4 and C* = 1), the link scale
+        ``a`` and the rms link argument ``a <w, x*>`` at the data's scale, fingerprint."""
         names = tuple(self.links[q] for q in np.unique(self.link_idx))
         return {
             "label_scale_last": float(self.c[-1]),
             "n_pairs": int(len(self.pairs)),
             "complexity_R": float(np.sqrt(self.L)),
             **class_complexity(names, self.scale, R=float(np.sqrt(self.L))),
+            "link_scale": float(self.scale),
+            "link_arg_rms": link_arg_rms(self.w[..., None, :], self.scale),
             "fingerprint": persist.fingerprint(self),
         }
 

@@ -30,7 +30,15 @@ from pydantic import Field, field_validator, model_validator
 
 from .._config_base import Frozen, NonNegFloat, PosFloat
 from . import persist
-from ._common import LinkName, class_complexity, coefficients, half_tokens, per_unit, unit_rows
+from ._common import (
+    LinkName,
+    class_complexity,
+    coefficients,
+    half_tokens,
+    link_arg_rms,
+    per_unit,
+    unit_rows,
+)
 from .links import link
 
 KIND = "sequence"
@@ -116,9 +124,12 @@ class PG21Concept:
 
     def info(self) -> dict[str, float | int | str]:
         """C_eps(Phi, R) and C_s(Phi, R) at R = sqrt(L) (log10; the concatenation has norm
-        sqrt(L-2)); PG21's theorem uses R = O(1/eps_x), a learner setting."""
+        sqrt(L-2)); PG21's theorem uses R = O(1/eps_x), a learner setting. Also the link scale
+        ``a`` and the rms link argument ``a <w, concat>`` at the data's scale."""
         R = float(np.sqrt(self.L))
         return {"complexity_R": R, **class_complexity(self.links, self.scale, R=R),
+                "link_scale": float(self.scale),
+                "link_arg_rms": link_arg_rms(self.w, self.scale),
                 "fingerprint": persist.fingerprint(self)}
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,7 @@ from .._config_base import Frozen, NonNegFloat
 from ..concepts import n_scored, scored
 from ..kernels import krr
 from ..models import ff, rnn
+from . import _scale
 from . import rnn as rnn_learner
 from .base import Learner, LearnerError
 
@@ -51,8 +52,9 @@ Net = Literal["auto", "rnn", "mlp2", "mlp3", "resnet"]
 Ridges = Annotated[tuple[NonNegFloat, ...], Field(min_length=1)] | None
 #: ``val_fraction``: share of the n training samples held out to choose hyper-parameters.
 ValFraction = Annotated[float, Field(gt=0, lt=1)]
-#: ``eps_x``: token scale of the RNN's azl and pg21 input encodings (as the ``rnn`` learner's).
-EpsX = Annotated[float, Field(gt=0, le=1)]
+#: ``eps_x``: token scale of the RNN's azl and pg21 input encodings (as the ``rnn`` learner's):
+#: a number in (0, 1] or a rule of the concept's L (:mod:`pacsim.learners._scale`).
+EpsX = _scale.EpsX
 #: ``init``: a feed-forward network's initialisation preset (``pacsim.models.ff.INITS``); None:
 #: the learner's default ("theory" for resnet, "azll" for mlp2/mlp3).
 FFInit = Literal["theory", "experiment", "azll"] | None
@@ -177,8 +179,12 @@ def flat_dim(concept) -> int:
 
 def rnn_inputs(cfg, X) -> np.ndarray:
     """The ``rnn`` learner's encoded inputs ``(n, L, d_in)``, float64 (``cfg.mode``; ``cfg.eps_x``
-    scales the tokens of the azl and pg21 encodings)."""
-    return rnn.encode_inputs(cfg.mode, X, cfg.eps_x, np.float64)
+    scales the tokens of the azl and pg21 encodings; a rule is resolved at ``L = X.shape[1]``,
+    the concept's length, as the ``rnn`` learner resolves it)."""
+    eps_x = cfg.eps_x
+    if isinstance(eps_x, str) and rnn.mode_spec(cfg.mode).scale_tokens:
+        eps_x = _scale.resolve(eps_x, X.shape[1])
+    return rnn.encode_inputs(cfg.mode, X, eps_x, np.float64)
 
 
 def rnn_trained(cfg) -> tuple[str, ...]:
@@ -241,6 +247,7 @@ def check_rnn_concept(cfg, concept_cfg) -> None:
     _check_rnn_net(cfg, net)
     if net == "rnn":
         rnn_learner.check_mode_positions(cfg.mode, concept_cfg)
+        rnn_learner.check_eps_x(cfg.eps_x, cfg.mode, concept_cfg)
 
 
 def check_rnn_view(cfg, concept, net: str = "rnn") -> None:

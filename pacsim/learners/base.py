@@ -58,6 +58,14 @@ class Learner:
         """Fit on training samples only (closed-form learners)."""
         raise NotImplementedError
 
+    def laziness(self) -> dict[str, float]:
+        """SGD learners: how far training has left the initialisation, recorded on every
+        evaluated row as ``lazy.*`` columns (:mod:`pacsim.learners._lazy`): ``move_<M>`` per
+        trained array, ``sign_flip``, ``ntk_align``, ``ntk_align_c``, ``trace``, ``trace0``.
+        ``{}`` (no columns) for a learner that does not measure them; docs/analysis.md lists
+        which do."""
+        return {}
+
     def info(self) -> dict[str, float | int | str]:
         """Scalars recorded with the run (chosen hyper-parameters, NTK trace, ...)."""
         return {}

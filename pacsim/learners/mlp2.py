@@ -29,6 +29,9 @@ class Config(Frozen):
     eps_a: PosFloat = 1.0  #: output weights A ~ N(0, eps_a^2); W, b1 ~ N(0, 1/m)
     train_bias: bool = True  #: train b1 (False: the theorem's fixed bias)
     train_output: bool = False  #: also train A
+    #: the initial function: "keep" f; "subtract" f - f_0 (f_0 the network at init, frozen);
+    #: "symmetric" (f_1 - f_2)/sqrt(2) of two copies with equal initial weights (f_0 = 0)
+    f0: Literal["keep", "subtract", "symmetric"] = "keep"
     dtype: Literal["float64", "float32"] = "float64"
 
 

@@ -29,6 +29,9 @@ class Config(Frozen):
     init: Literal["theory", "experiment"] = "theory"  #: initialisation preset (ff.init_std)
     #: eta_V / eta_W; "theorem": Theorem 1's ratio for a ``family = "resnet"`` target
     lr_ratio_v: PosFloat | Literal["theorem"] = 1.0
+    #: the initial function: "keep" f; "subtract" f - f_0 (f_0 the network at init, frozen);
+    #: "symmetric" (f_1 - f_2)/sqrt(2) of two copies with equal initial weights (f_0 = 0)
+    f0: Literal["keep", "subtract", "symmetric"] = "keep"
     dtype: Literal["float64", "float32"] = "float64"
 
 
