@@ -306,7 +306,8 @@ def _log_x(ax, xvalues) -> None:
         ax.set_xlim(ticks[0] / 1.5, ticks[0] * 1.5)
 
 
-def laziness(rows: pd.DataFrame, eps: float, title: str = "") -> plt.Figure:
+@_styled
+def laziness(rows: pd.DataFrame, eps: float, title: str = "") -> Figure:
     """Test error against SGD steps (left) and against the relative movement of the trained
     matrices (right; ``lazy.move_*``, one colour per matrix), one line per seed.
 
@@ -314,8 +315,8 @@ def laziness(rows: pd.DataFrame, eps: float, title: str = "") -> plt.Figure:
     from its initialisation the network had to move to reach each error: a lazy (kernel)
     run reaches ``eps`` at a movement that shrinks with the width.
     """
-    _style()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10.0, 4.2), sharey=True)
+    fig = Figure(figsize=(10.0, 4.2))
+    left, right = fig.subplots(1, 2, sharey=True)
     x = "steps" if "steps" in rows and (rows["steps"] > 0).all() else "n"
     moves = [c for c in rows.columns if c.startswith("lazy.move_")]
     colors = sns.color_palette("colorblind", max(len(moves), 1))

@@ -470,6 +470,10 @@ class TinyVectorConcept:
         X /= np.linalg.norm(X, axis=1, keepdims=True)
         return X, np.sin(2.0 * X @ self.w.T)
 
+    @property
+    def d(self):  # output dimension (the Concept protocol)
+        return self.w.shape[0]
+
     def info(self):
         return {"d_in": self.w.shape[1]}
 

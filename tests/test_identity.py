@@ -63,7 +63,7 @@ def test_resume_after_a_numerics_change_recomputes_stale_runs(tmp_path, monkeypa
     # a change of a kernel's numerics (simulated): the derived version moves
     other = {**today, "numerics": "0123456789ab"}
     monkeypatch.setattr(store, "code_versions", lambda: dict(other))
-    monkeypatch.setattr("pacsim.sweep.code_versions", lambda: dict(other))
+    monkeypatch.setattr("pacsim.sweep.execute.code_versions", lambda: dict(other))
     lines = []
     again = run_sweep(cfg, out=tmp_path, workers=1, progress=False, on_stale=lines.append)
     assert again.n_stale == first.n_runs and again.n_trained == first.n_runs
@@ -76,7 +76,7 @@ def test_resume_after_a_numerics_change_recomputes_stale_runs(tmp_path, monkeypa
 
     # back to today's code, keeping the stale runs: nothing trained, and the rows say so
     monkeypatch.setattr(store, "code_versions", lambda: dict(today))
-    monkeypatch.setattr("pacsim.sweep.code_versions", lambda: dict(today))
+    monkeypatch.setattr("pacsim.sweep.execute.code_versions", lambda: dict(today))
     lines.clear()
     kept = run_sweep(cfg, out=tmp_path, workers=1, progress=False, keep_stale=True,
                      on_stale=lines.append)

@@ -56,7 +56,7 @@ def test_local_executor_charges_a_death_to_its_task_only_and_goes_on():
         f"sqrt{i}": float(i) for i in range(10)}
     assert got["env"] == "1"  # single-threaded workers
     assert type(got["exit"]) is WorkerDied and "exit code 3" in str(got["exit"])
-    assert isinstance(got["stuck"], WorkerTimeout) and "hard deadline" in str(got["stuck"])
+    assert isinstance(got["stuck"], WorkerTimeout) and "wall-time cap" in str(got["stuck"])
 
 
 def test_dask_local_cluster_workers_are_single_threaded_and_deaths_are_charged():

@@ -1,9 +1,11 @@
 """Concept classes: seeded target generators (NumPy only), one module per family.
 
-Every family module defines ``Config`` (its ``[base.concept]`` settings, with
-``family: Literal[name]``), ``KIND`` (``"sequence"`` or ``"vector"``), ``CONCEPT`` (the class of
-its sampled targets), ``make(cfg, rng) -> Concept`` (see :mod:`pacsim.concepts.base`) and the
-strings ``SUMMARY``, ``FORMULA``, ``SOURCE`` and ``LABEL_SCALE`` shown by ``pacsim concepts``.
+Every family module declares its contract once, as ``FAMILY``, a
+:class:`~pacsim.concepts.base.ConceptFamily`: ``Config`` (its ``[base.concept]`` settings, with
+``family: Literal[name]``), ``make(cfg, rng) -> Concept`` (see :mod:`pacsim.concepts.base`),
+``KIND`` (``"sequence"`` or ``"vector"``), ``CONCEPT`` (the class of its sampled targets) and
+the strings ``SUMMARY``, ``FORMULA``, ``SOURCE`` and ``LABEL_SCALE`` shown by
+``pacsim concepts``.
 :data:`FAMILIES` is the registry the sweep config is built from: adding a family is adding a
 module and one entry here. Complexity measures: :mod:`pacsim.concepts.complexity`; saving and
 loading a sampled target: :func:`save`, :func:`load`.
@@ -11,7 +13,6 @@ loading a sampled target: :func:`save`, :func:`load`.
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from . import (
@@ -26,7 +27,7 @@ from . import (
     resnet_hard,
     resnet_parity,
 )
-from .base import Composite, Concept, components, n_scored, scored
+from .base import Composite, Concept, ConceptFamily, components, n_scored, scored
 from .links import LINKS
 from .persist import fingerprint, load, save
 
@@ -37,18 +38,10 @@ __all__ = ["FAMILIES", "LINKS", "Composite", "Concept", "azl", "catalogue", "com
            "components", "describe", "fingerprint", "load", "make", "n_scored", "regenerate",
            "save", "scored"]
 
-#: family name -> module with ``Config``, ``KIND``, ``CONCEPT`` and ``make``.
-FAMILIES: dict[str, ModuleType] = {
-    "azl": azl,
-    "pg21": pg21,
-    "regular": regular,
-    "resnet": resnet,
-    "resnet-hard": resnet_hard,
-    "resnet-parity": resnet_parity,
-    "azll2": azll2,
-    "azll3": azll3,
-    "azll-exp": azll_exp,
-}
+#: family name -> its contract (:class:`~pacsim.concepts.base.ConceptFamily`), declared by its
+#: module.
+FAMILIES: dict[str, ConceptFamily] = {m.FAMILY.name: m.FAMILY for m in (
+    azl, pg21, regular, resnet, resnet_hard, resnet_parity, azll2, azll3, azll_exp)}
 
 
 def make(cfg, rng: np.random.Generator) -> Concept:
@@ -64,7 +57,7 @@ def regenerate(cfg, seed: int) -> Concept:
     return make(cfg, streams(seed).concept)
 
 
-def _module(name: str) -> ModuleType:
+def _module(name: str) -> ConceptFamily:
     from ..errors import ConfigError
 
     try:

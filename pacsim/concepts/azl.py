@@ -53,6 +53,7 @@ from .._config_base import Frozen, NonNegFloat, PosFloat
 from . import persist
 from ._common import LinkName, class_complexity, coefficients, half_tokens, link_arg_rms, unit_rows
 from .links import LINKS, link
+from .base import ConceptFamily
 
 #: Inputs are token sequences (see :mod:`pacsim.concepts.base`).
 KIND = "sequence"
@@ -369,3 +370,7 @@ def make(cfg: Config, rng: np.random.Generator) -> AZLConcept:
     return sample(rng, L=cfg.L, d_x=cfg.d_x, d=cfg.d, p=cfg.p, links=tuple(cfg.links), b=cfg.b,
                   normalization=cfg.normalization, noise=cfg.noise, variant=cfg.variant, k=cfg.k,
                   link_sharing=cfg.link_sharing, scale=cfg.scale, cfg=cfg)
+
+
+#: This family's contract (:class:`pacsim.concepts.base.ConceptFamily`).
+FAMILY = ConceptFamily("azl", Config, make, KIND, CONCEPT, SUMMARY, FORMULA, SOURCE, LABEL_SCALE)

@@ -38,6 +38,7 @@ from ._common import (
     unit_rows,
 )
 from .links import link
+from .base import ConceptFamily
 
 KIND = "vector"
 SUMMARY = "AZLL two-layer class: f_r(x) = sum_i a_{r,i} phi_i(<w1_i, x>) <w2_i, x>"
@@ -157,3 +158,7 @@ def make(cfg: Config, rng: np.random.Generator) -> AZLL2Concept:
         c = 1.0 / np.sqrt(ms) if ms > 0 else 1.0
     return AZLL2Concept(w1=w1, w2=w2, a=a, links=links, scale=float(cfg.scale), c=float(c),
                         noise=float(cfg.noise), cfg=cfg)
+
+
+#: This family's contract (:class:`pacsim.concepts.base.ConceptFamily`).
+FAMILY = ConceptFamily("azll2", Config, make, KIND, CONCEPT, SUMMARY, FORMULA, SOURCE, LABEL_SCALE)

@@ -45,6 +45,7 @@ from ._common import (
     unit_rows,
 )
 from .links import link
+from .base import ConceptFamily
 
 KIND = "vector"
 SUMMARY = ("AZLL three-layer class: f_r(x) = sum_i a_{r,i} Phi_i(sum_j v1 phi_j(<w1_j,x>)) "
@@ -216,3 +217,7 @@ def make(cfg: Config, rng: np.random.Generator) -> AZLL3Concept:
         c = 1.0 / np.sqrt(ms) if ms > 0 else 1.0
         concept = dataclasses.replace(concept, c=float(c))
     return concept
+
+
+#: This family's contract (:class:`pacsim.concepts.base.ConceptFamily`).
+FAMILY = ConceptFamily("azll3", Config, make, KIND, CONCEPT, SUMMARY, FORMULA, SOURCE, LABEL_SCALE)

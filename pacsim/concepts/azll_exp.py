@@ -33,6 +33,7 @@ from pydantic import Field
 from .._config_base import Frozen, NonNegFloat
 from . import complexity, persist
 from ._common import class_complexity, unit_rows
+from .base import ConceptFamily
 
 KIND = "vector"
 SUMMARY = ("AZLL experiments on S^3: (sin 3x1 + sin 3x2 + sin 3x3 - 2)^2 cos 7x4, "
@@ -109,3 +110,7 @@ CONCEPT = AZLLExpConcept
 def make(cfg: Config, rng: np.random.Generator) -> AZLLExpConcept:
     """The target of ``cfg`` (deterministic; ``rng`` is not used)."""
     return AZLLExpConcept(target=cfg.target, noise=float(cfg.noise), cfg=cfg)
+
+
+#: This family's contract (:class:`pacsim.concepts.base.ConceptFamily`).
+FAMILY = ConceptFamily("azll-exp", Config, make, KIND, CONCEPT, SUMMARY, FORMULA, SOURCE, LABEL_SCALE)

@@ -28,6 +28,9 @@ online stream does not depend on the chunk size. Every family checks this in its
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -86,3 +89,30 @@ class Composite:
 def components(concept: Concept, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """``(F(x), alpha G(F(x)))`` of a :class:`Composite` concept; ``None`` for any other."""
     return concept.components(x) if isinstance(concept, Composite) else None
+
+
+@dataclass(frozen=True)
+class ConceptFamily:
+    """The contract of one concept family, declared once by its module as ``FAMILY`` and read
+    by the registry (:data:`pacsim.concepts.FAMILIES`), the config loader, the learners and
+    ``pacsim concepts``: ``name`` (the ``concept.family`` value), ``Config`` (its
+    ``[base.concept]`` settings, with ``family: Literal[name]``), ``make(cfg, rng)``,
+    ``KIND`` (``"sequence"`` or ``"vector"``), ``CONCEPT`` (the class of its sampled
+    targets) and the texts ``SUMMARY``, ``FORMULA``, ``SOURCE`` and ``LABEL_SCALE``."""
+
+    name: str
+    Config: type
+    make: Callable[..., Concept]
+    KIND: str
+    CONCEPT: type
+    SUMMARY: str
+    FORMULA: str
+    SOURCE: str
+    LABEL_SCALE: str
+
+    def __post_init__(self):
+        family = self.Config.model_fields.get("family")
+        if family is None or family.default != self.name:
+            raise TypeError(f"family {self.name!r}: its Config must have family = {self.name!r}")
+        if self.KIND not in ("sequence", "vector"):
+            raise TypeError(f"family {self.name!r}: KIND must be 'sequence' or 'vector'")

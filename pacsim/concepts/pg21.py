@@ -40,6 +40,7 @@ from ._common import (
     unit_rows,
 )
 from .links import link
+from .base import ConceptFamily
 
 KIND = "sequence"
 SUMMARY = "PG21: one smooth network of the concatenated sequence, label at the end"
@@ -167,3 +168,7 @@ def make(cfg: Config, rng: np.random.Generator) -> PG21Concept:
     c = {"sqrt": 1.0 / np.sqrt(p), "mean": 1.0 / p, "none": 1.0}[cfg.normalization]
     return PG21Concept(w=w, b=b, links=per_unit(tuple(cfg.links), p), scale=float(cfg.scale),
                        c=float(c), noise=float(cfg.noise), cfg=cfg)
+
+
+#: This family's contract (:class:`pacsim.concepts.base.ConceptFamily`).
+FAMILY = ConceptFamily("pg21", Config, make, KIND, CONCEPT, SUMMARY, FORMULA, SOURCE, LABEL_SCALE)

@@ -53,6 +53,7 @@ from pydantic import Field, model_validator
 from .._config_base import Frozen
 from . import persist
 from ._common import TOKEN_SCALE
+from .base import ConceptFamily
 
 KIND = "sequence"
 SUMMARY = "regular languages over {0,1} (exactly-one, contains, parity, Tomita 1-7), +-1 at the end"
@@ -314,3 +315,6 @@ def min_length(language: str, pattern: str = "101", upto: int = 64) -> int | Non
             return ell
     return None
 
+
+#: This family's contract (:class:`pacsim.concepts.base.ConceptFamily`).
+FAMILY = ConceptFamily("regular", Config, make, KIND, CONCEPT, SUMMARY, FORMULA, SOURCE, LABEL_SCALE)

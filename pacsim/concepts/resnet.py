@@ -31,7 +31,7 @@ from pydantic import Field, field_validator, model_validator
 from .._config_base import Frozen, NonNegFloat, PosFloat
 from . import persist
 from ._common import N_NORMALISE, AnyLinkName, class_complexity, coefficients, per_unit, unit_rows
-from .base import Composite
+from .base import Composite, ConceptFamily
 from .links import link
 
 KIND = "vector"
@@ -173,3 +173,7 @@ def make(cfg: Config, rng: np.random.Generator) -> ResNetConcept:
                          scale_F=float(cfg.scale_F), scale_G=float(cfg.scale_G), c_F=float(c_F),
                          alpha=float(cfg.alpha), beta=float(cfg.beta), noise=float(cfg.noise),
                          cfg=cfg)
+
+
+#: This family's contract (:class:`pacsim.concepts.base.ConceptFamily`).
+FAMILY = ConceptFamily("resnet", Config, make, KIND, CONCEPT, SUMMARY, FORMULA, SOURCE, LABEL_SCALE)

@@ -30,7 +30,7 @@ from pydantic import Field, model_validator
 
 from .._config_base import Frozen, NonNegFloat
 from . import persist
-from .base import Composite
+from .base import Composite, ConceptFamily
 
 KIND = "vector"
 SUMMARY = ("AZL-ResNet kernel lower-bound instance: x on the scaled cube, F = coordinates, "
@@ -128,3 +128,7 @@ def make(cfg: Config, rng: np.random.Generator) -> HardConcept:
     idx = rng.choice(cfg.d1, size=cfg.d, replace=False).astype(np.int64)
     return HardConcept(idx=idx, d_in=cfg.d_in, d1=cfg.d1, alpha=float(cfg.alpha),
                        beta=float(cfg.beta), noise=float(cfg.noise), cfg=cfg)
+
+
+#: This family's contract (:class:`pacsim.concepts.base.ConceptFamily`).
+FAMILY = ConceptFamily("resnet-hard", Config, make, KIND, CONCEPT, SUMMARY, FORMULA, SOURCE, LABEL_SCALE)

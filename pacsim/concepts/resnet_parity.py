@@ -35,7 +35,7 @@ from pydantic import Field
 
 from .._config_base import Frozen, NonNegFloat
 from . import persist
-from .base import Composite
+from .base import Composite, ConceptFamily
 
 KIND = "vector"
 SUMMARY = "AZL-ResNet experiment: x on {-1,1}^30, F = pairwise products, G = 4-fold products of F"
@@ -133,3 +133,7 @@ def make(cfg: Config, rng: np.random.Generator) -> ParityConcept:
     """The target of ``cfg`` (deterministic; ``rng`` is not used)."""
     return ParityConcept(version=cfg.version, alpha=float(cfg.alpha), beta=float(cfg.beta),
                          noise=float(cfg.noise), g=cfg.g or "", cfg=cfg)
+
+
+#: This family's contract (:class:`pacsim.concepts.base.ConceptFamily`).
+FAMILY = ConceptFamily("resnet-parity", Config, make, KIND, CONCEPT, SUMMARY, FORMULA, SOURCE, LABEL_SCALE)

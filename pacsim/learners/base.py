@@ -15,6 +15,8 @@ never reach a learner.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -69,6 +71,55 @@ class Learner:
     def info(self) -> dict[str, float | int | str]:
         """Scalars recorded with the run (chosen hyper-parameters, NTK trace, ...)."""
         return {}
+
+
+@dataclass(frozen=True)
+class LearnerKind:
+    """The contract of one learner kind, declared once by its module as ``KIND`` and read by
+    the registry (:data:`pacsim.learners.LEARNERS`), the config loader, the sweep and the
+    tables; nothing looks for hooks by name.
+
+    Required: ``name`` (the ``model.kind`` value), ``Config`` (its ``[base.model]`` settings,
+    a pydantic model with ``kind: Literal[name]``), ``make(cfg, concept, rng) -> Learner``,
+    ``warmup(dtypes)`` (compile its kernels once, before the workers start), ``SGD`` (trained
+    by SGD, else fitted in closed form) and ``ACCEPTS`` (the concept kinds it can learn).
+    Optional: ``narrow(cfg)`` (the concept kinds with these settings, when they narrow
+    ``ACCEPTS``), ``concept_check(cfg, concept_cfg)`` (what else about the concept must fit,
+    raising :class:`LearnerError`; checked when a config is loaded) and
+    ``sample_cap(cfg, concept_cfg)`` (the most training samples it can fit, when that depends
+    on the concept; otherwise a closed-form learner's ``max_n`` setting).
+    """
+
+    name: str
+    Config: type
+    make: Callable[..., Learner]
+    warmup: Callable[[Sequence[str]], None]
+    SGD: bool
+    ACCEPTS: tuple[str, ...]
+    narrow: Callable[[Any], tuple[str, ...]] | None = None
+    concept_check: Callable[[Any, Any], None] | None = None
+    sample_cap: Callable[[Any, Any], int | None] | None = None
+
+    def __post_init__(self):
+        kind = self.Config.model_fields.get("kind")
+        if kind is None or kind.default != self.name:
+            raise TypeError(f"learner {self.name!r}: its Config must have kind = {self.name!r}")
+
+    def accepts(self, cfg) -> tuple[str, ...]:
+        """The concept kinds learner ``cfg`` (a ``Config`` of this kind) can learn."""
+        return self.narrow(cfg) if self.narrow is not None else self.ACCEPTS
+
+    def check_concept(self, cfg, concept_cfg) -> None:
+        """Raise :class:`LearnerError` if ``cfg`` cannot learn the concept of ``concept_cfg``
+        beyond its kind (e.g. an RNN mode's scored positions)."""
+        if self.concept_check is not None:
+            self.concept_check(cfg, concept_cfg)
+
+    def max_n(self, cfg, concept_cfg) -> int | None:
+        """The most training samples ``cfg`` can fit on that concept (``None``: no limit)."""
+        if self.sample_cap is not None:
+            return self.sample_cap(cfg, concept_cfg)
+        return cfg.max_n if "max_n" in type(cfg).model_fields else None
 
 
 class LearnerError(ValueError):

@@ -55,6 +55,7 @@ from ._kernel import (
     rnn_inputs,
     rnn_trained,
 )
+from .base import LearnerKind
 
 __all__ = ["ACCEPTS", "SGD", "Config", "check_concept", "accepts", "make", "warmup"]
 
@@ -147,3 +148,8 @@ def make(cfg: Config, concept, rng: np.random.Generator) -> ENTKLearner:
 
 def warmup(dtypes) -> None:
     """Nothing to compile (NumPy and BLAS only)."""
+
+
+#: This kind's contract (:class:`pacsim.learners.base.LearnerKind`).
+KIND = LearnerKind("entk", Config, make, warmup, SGD=SGD, ACCEPTS=ACCEPTS,
+                   narrow=accepts, concept_check=check_concept)

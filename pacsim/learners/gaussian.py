@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from .._config_base import PosFloat, PosInt
 from ..kernels import classical, krr
 from ._kernel import ACCEPTS, SGD, FlatKernelLearner, KernelConfig, Ridges, ValFraction
+from .base import LearnerKind
 
 __all__ = ["ACCEPTS", "SGD", "BANDWIDTHS", "Config", "median_distance", "make", "warmup"]
 
@@ -76,3 +77,7 @@ def make(cfg: Config, concept, rng: np.random.Generator) -> GaussianLearner:
 
 def warmup(dtypes) -> None:
     """Nothing to compile (NumPy only)."""
+
+
+#: This kind's contract (:class:`pacsim.learners.base.LearnerKind`).
+KIND = LearnerKind("gaussian", Config, make, warmup, SGD=SGD, ACCEPTS=ACCEPTS)

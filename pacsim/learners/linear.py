@@ -29,7 +29,7 @@ from ._kernel import (
     flat_dim,
     flat_inputs,
 )
-from .base import LearnerError
+from .base import LearnerError, LearnerKind
 
 __all__ = ["ACCEPTS", "SGD", "Config", "MAX_ENTRIES", "make", "max_n", "warmup"]
 
@@ -97,3 +97,8 @@ def make(cfg: Config, concept, rng: np.random.Generator) -> LinearLearner:
 
 def warmup(dtypes) -> None:
     """Nothing to compile (NumPy only)."""
+
+
+#: This kind's contract (:class:`pacsim.learners.base.LearnerKind`).
+KIND = LearnerKind("linear", Config, make, warmup, SGD=SGD, ACCEPTS=ACCEPTS,
+                   sample_cap=max_n)

@@ -14,6 +14,7 @@ from pydantic import Field
 from .._config_base import Frozen, PosFloat
 from ..models import ff
 from .ff import ACCEPTS, SGD, FFLearner, warmup
+from .base import LearnerKind
 
 __all__ = ["ACCEPTS", "SGD", "Config", "make", "warmup"]
 
@@ -39,3 +40,7 @@ def make(cfg: Config, concept, rng: np.random.Generator) -> FFLearner:
     rates = ff.default_rates(train_bias=cfg.train_bias, train_output=cfg.train_output)
     return FFLearner("mlp3", cfg, concept, rng, rates=rates, init=cfg.init,
                      eps_a=cfg.eps_a)
+
+
+#: This kind's contract (:class:`pacsim.learners.base.LearnerKind`).
+KIND = LearnerKind("mlp3", Config, make, warmup, SGD=SGD, ACCEPTS=ACCEPTS)

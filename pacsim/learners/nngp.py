@@ -17,6 +17,7 @@ from .. import kernels
 from .._config_base import NonNegFloat, PosInt
 from ..kernels import krr, relu
 from ._kernel import ACCEPTS, SGD, FlatKernelLearner, KernelConfig, Ridges, ValFraction
+from .base import LearnerKind
 
 __all__ = ["ACCEPTS", "SGD", "Config", "make", "warmup"]
 
@@ -45,3 +46,7 @@ def make(cfg: Config, concept, rng: np.random.Generator) -> NNGPLearner:
 
 def warmup(dtypes) -> None:
     kernels.warmup()
+
+
+#: This kind's contract (:class:`pacsim.learners.base.LearnerKind`).
+KIND = LearnerKind("nngp", Config, make, warmup, SGD=SGD, ACCEPTS=ACCEPTS)

@@ -19,6 +19,7 @@ from .. import kernels
 from .._config_base import NonNegFloat, PosInt
 from ..kernels import krr, relu
 from ._kernel import ACCEPTS, SGD, FlatKernelLearner, KernelConfig, Ridges, ValFraction
+from .base import LearnerKind
 
 __all__ = ["ACCEPTS", "SGD", "Config", "make", "warmup"]
 
@@ -49,3 +50,7 @@ def make(cfg: Config, concept, rng: np.random.Generator) -> NTKLearner:
 
 def warmup(dtypes) -> None:
     kernels.warmup()
+
+
+#: This kind's contract (:class:`pacsim.learners.base.LearnerKind`).
+KIND = LearnerKind("ntk", Config, make, warmup, SGD=SGD, ACCEPTS=ACCEPTS)

@@ -16,6 +16,7 @@ from pydantic import Field
 from .._config_base import NonNegFloat, PosInt
 from ..kernels import classical, krr
 from ._kernel import ACCEPTS, SGD, FlatKernelLearner, KernelConfig, Ridges, ValFraction
+from .base import LearnerKind
 
 __all__ = ["ACCEPTS", "SGD", "Config", "make", "warmup"]
 
@@ -42,3 +43,7 @@ def make(cfg: Config, concept, rng: np.random.Generator) -> PolyLearner:
 
 def warmup(dtypes) -> None:
     """Nothing to compile (NumPy only)."""
+
+
+#: This kind's contract (:class:`pacsim.learners.base.LearnerKind`).
+KIND = LearnerKind("poly", Config, make, warmup, SGD=SGD, ACCEPTS=ACCEPTS)

@@ -53,6 +53,7 @@ from ._kernel import (
     resolve_net,
     rnn_inputs,
 )
+from .base import LearnerKind
 
 __all__ = ["ACCEPTS", "SGD", "Config", "check_concept", "accepts", "fit_readouts", "make", "warmup"]
 
@@ -180,3 +181,8 @@ def make(cfg: Config, concept, rng: np.random.Generator) -> RandomFeaturesLearne
 
 def warmup(dtypes) -> None:
     """Nothing to compile (NumPy and BLAS only)."""
+
+
+#: This kind's contract (:class:`pacsim.learners.base.LearnerKind`).
+KIND = LearnerKind("random_features", Config, make, warmup, SGD=SGD, ACCEPTS=ACCEPTS,
+                   narrow=accepts, concept_check=check_concept)

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from .._config_base import Frozen, PosFloat
 from ..models import ff
-from .base import LearnerError
+from .base import LearnerError, LearnerKind
 from .ff import ACCEPTS, SGD, FFLearner, warmup
 
 __all__ = ["ACCEPTS", "SGD", "Config", "make", "theorem_ratio", "warmup"]
@@ -55,3 +55,7 @@ def theorem_ratio(concept) -> float:
     log_ratio = float(info["G_log10_C_s_shape"]) - float(info["F_log10_C_s_shape"])
     return ff.theorem_lr_ratio(concept.alpha, concept.a_F.shape[1], concept.a_G.shape[1],
                                1.0, math.pow(10.0, log_ratio))
+
+
+#: This kind's contract (:class:`pacsim.learners.base.LearnerKind`).
+KIND = LearnerKind("resnet", Config, make, warmup, SGD=SGD, ACCEPTS=ACCEPTS)

@@ -49,7 +49,7 @@ from .. import concepts
 from .._config_base import Frozen, NonNegFloat, PosFloat
 from ..models import rnn, rnn_sym
 from . import _lazy, _scale
-from .base import Learner, LearnerError
+from .base import Learner, LearnerError, LearnerKind
 
 #: The RNN reads sequences only.
 ACCEPTS = ("sequence",)
@@ -365,3 +365,8 @@ def warmup(dtypes) -> None:
     of the ``f0`` options."""
     rnn.warmup(dtypes)
     rnn_sym.warmup(dtypes)
+
+
+#: This kind's contract (:class:`pacsim.learners.base.LearnerKind`).
+KIND = LearnerKind("rnn", Config, make, warmup, SGD=SGD, ACCEPTS=ACCEPTS,
+                   concept_check=check_concept)

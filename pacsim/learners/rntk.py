@@ -43,6 +43,7 @@ from ._kernel import (
     rnn_inputs,
     rnn_trained,
 )
+from .base import LearnerKind
 
 __all__ = ["ACCEPTS", "SGD", "Config", "check_concept", "make", "warmup"]
 
@@ -98,3 +99,8 @@ def make(cfg: Config, concept, rng: np.random.Generator) -> RNTKLearner:
 
 def warmup(dtypes) -> None:
     kernels.warmup()
+
+
+#: This kind's contract (:class:`pacsim.learners.base.LearnerKind`).
+KIND = LearnerKind("rntk", Config, make, warmup, SGD=SGD, ACCEPTS=ACCEPTS,
+                   concept_check=check_concept)
