@@ -81,6 +81,9 @@ class TrainConfig(_Frozen):
     lr_max: PosFloat = 4096.0
     #: lr = "auto": the smallest step size tried downwards (when the best is the smallest)
     lr_min: PosFloat = 1e-6
+    #: vanilla SGD: after this many steps (finite: at the first epoch boundary past it),
+    #: re-measure the NTK trace and rescale the step to lr in units of the trace now
+    lr_warmup: PosInt | None = None
     epochs: PosInt = 10  #: finite protocol: passes over the N samples (the most, with patience)
     #: finite protocol, vanilla SGD: stop when the validation error has not improved for this
     #: many epochs and keep the best epoch's weights (None: run every epoch, keep the last);
@@ -113,6 +116,9 @@ class TrainConfig(_Frozen):
         if self.optimizer == "sgd" and any(self.weight_decays):
             raise ValueError('weight_decay belongs to optimizer = "momentum" (the papers\' '
                              "preset); vanilla SGD has none")
+        if self.lr_warmup is not None and (self.optimizer != "sgd" or self.lr_units != "ntk"):
+            raise ValueError('lr_warmup rescales a step in NTK units: it needs optimizer = "sgd" '
+                             'and lr_units = "ntk"')
         if self.patience is not None and self.optimizer != "sgd":
             raise ValueError('patience (early stopping) is for vanilla SGD (optimizer = "sgd"); '
                              'the momentum preset runs all its epochs, as the papers do')

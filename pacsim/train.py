@@ -105,11 +105,14 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
             evaluate(n, math.nan, learner.info())  # this fit's choices, as fit.* columns
     elif tc.protocol == "online":
         result.eta = eta = learner.step_size(lr, tc.lr_units)
+        warm = tc.lr_warmup
         done = 0
         for n in checkpoints:
             losses = []
             while done < n:
-                k = min(CHUNK, n - done)
+                if warm is not None and done == warm:
+                    eta = _rescaled(learner, eta, result)
+                k = min(CHUNK, n - done, *([warm - done] if warm and done < warm else []))
                 X, Y = concept.sample(k, s.data)
                 n_steps, chunk_losses = learner.sgd_chunk(learner.encode(X), Y,
                                                           eta * loss_scale, None)
@@ -139,6 +142,9 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
         stop = _EarlyStopping(learner, val, tc.patience) if early else None
         epochs = 0
         for epoch in range(tc.epochs):
+            if tc.lr_warmup is not None and epoch * N >= tc.lr_warmup and "train_info.lr_rescale" \
+                    not in result.info:
+                eta = _rescaled(learner, eta, result)
             n_steps, losses = learner.sgd_chunk(inputs, Y, eta * loss_scale,
                                                 s.sgd.permutation(N))
             if n_steps < N:
@@ -199,6 +205,20 @@ def _momentum(learner, inputs, Y, eta, tc, rng, result, loss_scale=1.0) -> float
                 w -= lr_t * v
             losses.append(loss)
     return float(np.mean(losses))
+
+
+def _rescaled(learner, eta: float, result: RunResult) -> float:
+    """The step after the warm-up (``train.lr_warmup``): ``eta`` times ``T_0 / T``, the NTK
+    trace at initialisation over the trace now, both measured on the learner's probe inputs
+    (:meth:`Learner.laziness`), so the step size stays ``lr`` in units of the *current*
+    trace. Recorded as ``train_info.lr_rescale`` and ``train_info.eta_after_warmup``."""
+    lazy = learner.laziness()
+    scale = lazy["trace0"] / lazy["trace"]
+    if not (np.isfinite(scale) and scale > 0):  # a dead or diverged network: keep the step
+        scale = 1.0
+    result.info.update({"train_info.lr_rescale": float(scale),
+                        "train_info.eta_after_warmup": float(eta * scale)})
+    return eta * scale
 
 
 class _EarlyStopping:

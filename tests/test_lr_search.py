@@ -200,3 +200,22 @@ def test_weight_decay_belongs_to_the_momentum_preset():
 
     with pytest.raises(ConfigError, match="weight_decay belongs to"):
         parse_sweep({"name": "x", "seeds": [0], "base": {"train": {"weight_decay": [0.0, 0.1]}}})
+
+
+def test_lr_warmup_rescales_the_step_by_the_trace_after_warm_up():
+    spec = {"concept": {"L": 6, "d_x": 4}, "model": {"m": 32},
+            "train": {"n_test": 60, "n_val": 20}}
+    plain = train.run(RunSpec.model_validate(spec), seed=1, lr=2.0, checkpoints=[16, 64, 256])
+    warm = train.run(RunSpec.model_validate(
+        {**spec, "train": {**spec["train"], "lr_warmup": 64}}), seed=1, lr=2.0,
+        checkpoints=[16, 64, 256])
+    # identical up to the warm-up step (same samples, same step), different after it
+    assert warm.rows[0]["test_nmse"] == plain.rows[0]["test_nmse"]
+    assert warm.rows[1]["test_nmse"] == plain.rows[1]["test_nmse"]
+    assert warm.rows[2]["test_nmse"] != plain.rows[2]["test_nmse"]
+    scale = warm.info["train_info.lr_rescale"]
+    lazy = warm.rows[1]  # the laziness at the warm-up checkpoint: the same weights
+    assert scale == pytest.approx(lazy["lazy.trace0"] / lazy["lazy.trace"], rel=1e-12)
+    assert warm.info["train_info.eta_after_warmup"] == pytest.approx(warm.eta * scale,
+                                                                     rel=1e-12)
+    assert "train_info.lr_rescale" not in plain.info
