@@ -7,10 +7,10 @@ import numpy.testing as npt
 import pytest
 
 from pacsim import concepts, learners
-from pacsim.learners import mlp2, mlp3, resnet
+from pacsim.learners import LEARNERS
 from pacsim.models import ff, ff_sym
 
-MODULES = {"mlp2": mlp2, "mlp3": mlp3, "resnet": resnet}
+MODULES = {kind: LEARNERS[kind] for kind in ("mlp2", "mlp3", "resnet")}
 
 
 def _concept(family="azll2", **kw):

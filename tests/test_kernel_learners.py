@@ -398,7 +398,7 @@ def test_feed_forward_init_with_net_auto_and_grid_tables_of_other_kinds():
         (_, spec), = cfg.cells()
         c = concepts.make(spec.concept, np.random.default_rng(1))
         k = learners.make(spec.model, c, np.random.default_rng(7))
-        sgd = learners.make(learners.mlp2.Config(m=8, init="experiment"), c,
+        sgd = learners.make(learners.LEARNERS["mlp2"].Config(m=8, init="experiment"), c,
                             np.random.default_rng(7))
         np.testing.assert_array_equal(k.params.W, sgd.params.W)  # exact: same draws
         with pytest.raises(ConfigError, match=r"not a preset of net = auto \(mlp2 on vector"):

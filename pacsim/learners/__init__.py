@@ -1,6 +1,7 @@
 """Learners: SGD-trained networks and closed-form baselines, one module per family.
 
-Every learner module declares its contract once, as ``KIND``, a
+Every learner module declares its contract once, as ``KIND`` (or,
+for the modules of two near-identical kinds, ``mlp`` and ``relu_kernels``, ``KINDS``), a
 :class:`~pacsim.learners.base.LearnerKind`: its ``Config`` (``[base.model]`` settings, with
 ``kind: Literal[name]``), ``make(cfg, concept, rng) -> Learner`` (see
 :class:`pacsim.learners.base.Learner`), ``warmup(dtypes)``, ``SGD`` (trained by SGD, or
@@ -24,12 +25,10 @@ from . import (
     entk,
     gaussian,
     linear,
-    mlp2,
-    mlp3,
-    nngp,
-    ntk,
+    mlp,
     poly,
     random_features,
+    relu_kernels,
     resnet,
     rnn,
     rntk,
@@ -40,8 +39,9 @@ __all__ = ["LEARNERS", "Learner", "LearnerError", "LearnerKind", "check", "check
            "warmup"]
 
 #: kind -> its contract (:class:`~pacsim.learners.base.LearnerKind`), declared by its module.
-LEARNERS: dict[str, LearnerKind] = {m.KIND.name: m.KIND for m in (
-    rnn, resnet, mlp2, mlp3, ntk, nngp, rntk, entk, random_features, poly, gaussian, linear)}
+LEARNERS: dict[str, LearnerKind] = {k.name: k for k in (
+    rnn.KIND, resnet.KIND, *mlp.KINDS, *relu_kernels.KINDS, rntk.KIND, entk.KIND,
+    random_features.KIND, poly.KIND, gaussian.KIND, linear.KIND)}
 
 
 def make(cfg, concept, rng: np.random.Generator) -> Learner:
