@@ -74,10 +74,13 @@ class FFLearner(Learner):
 
     def batch_grad(self, inputs, Y):
         """Mean loss and, per trained array, its gradient times its relative rate (so that the
-        momentum optimiser's single step size keeps ``eta_V = lr_ratio_v * eta_W``)."""
+        momentum optimiser's single step size keeps ``eta_V = lr_ratio_v * eta_W``). A batch of
+        ``ff.BATCH_MIN`` samples or more runs as matrix-matrix products (BLAS); the gradients
+        are fresh arrays, returned as they are where the rate is 1."""
         loss, g = ff.loss_and_grad(self.params, inputs, self._targets(Y))
         rates = self.rates._asdict()
-        return loss, [getattr(g, n) * self.dtype.type(rates[n]) for n in self._trained]
+        return loss, [getattr(g, n) if rates[n] == 1 else getattr(g, n) * self.dtype.type(rates[n])
+                      for n in self._trained]
 
     def info(self):
         return {"ntk_trace": self.trace, **self._info}
