@@ -347,12 +347,13 @@ def _loss_and_grad_batched(p: FFParams, X: np.ndarray, Y: np.ndarray) -> tuple[f
         D2 *= H2 > 0  # d2 = (A^T r) * 1[z2 > 0]
         gb2 = D2.sum(axis=0)
         gA = R.T @ H2
+        # both products with V before gV (m x m for mlp3) is written, while V may be in cache
         if arch == "mlp3":
-            gV = D2.T @ H1
             D1 = D2 @ p.V  # d1 = (V^T d2) * 1[z1 > 0]
+            gV = D2.T @ H1
         else:
-            gV = D2.T @ O1
             E1 = D2 @ p.V  # dLoss/do1 = r (skip path) + V^T d2 (second block)
+            gV = D2.T @ O1
             E1 += R
             gA += E1.T @ H1  # A also makes o1
             D1 = E1 @ A
