@@ -453,6 +453,33 @@ def test_sgd_chunk_default_order_is_one_pass(rng):
     _assert_close(p.W, ref.W, 1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_w_layouts_give_the_same_results_and_the_kernel_layout_is_not_copied(rng, dtype):
+    """init_params stores the ReLU ``W`` column-major (the kernels' ``W^T``): the kernels get a
+    view of it, the gradient comes back as a view of the kernels' buffer, SGD updates ``p.W``
+    itself. A C-contiguous ``W`` (copied per call) gives bit-for-bit the same numbers: the
+    kernels see the same values in the same layout."""
+    p, X, Y = _problem(rng, 12, 6, 3, 2, n=5, dtype=dtype)
+    assert p.W.flags.f_contiguous and not p.W.flags.c_contiguous
+    assert np.shares_memory(rnn._kernel_w(p), p.W)
+    assert p.copy().W.flags.f_contiguous
+    c = _with(p, W=np.ascontiguousarray(p.W), A=p.A.copy(), B=p.B.copy())  # SGD: no sharing
+    assert not np.shares_memory(rnn._kernel_w(c), c.W)
+    trained = ("W", "A", "B")
+    loss_f, g_f = rnn.loss_and_grad(p, X, Y, LAM, _tail(6), trained=trained, K=3)
+    loss_c, g_c = rnn.loss_and_grad(c, X, Y, LAM, _tail(6), trained=trained, K=3)
+    assert loss_f == loss_c
+    assert g_f.W.flags.f_contiguous and g_c.W.flags.c_contiguous
+    for a, b in zip(g_f, g_c, strict=True):
+        npt.assert_array_equal(a, b)
+    W_f, W0 = p.W, p.W.copy()
+    rnn.sgd_chunk(p, X, Y, 0.05, LAM, _tail(6), trained=trained)
+    rnn.sgd_chunk(c, X, Y, 0.05, LAM, _tail(6), trained=trained)
+    assert p.W is W_f and p.W.flags.f_contiguous and not np.array_equal(p.W, W0)
+    for name in ("W", "A", "B"):
+        npt.assert_array_equal(getattr(p, name), getattr(c, name))
+
+
 def test_sgd_chunk_divergence_stops_before_the_bad_step(rng):
     p, X, Y = _problem(rng, 5, 6, 3, 2, n=6)
     order = _order_with_repeats(rng, 6)
@@ -579,7 +606,9 @@ def _valid(rng):
         pytest.param(lambda W, A, B: (W[None], A, B), id="W-3d"),
         pytest.param(lambda W, A, B: (W, A.astype(np.float32), B), id="mixed-dtypes"),
         pytest.param(lambda W, A, B: (W.astype(np.int64), A, B), id="int-dtype"),
-        pytest.param(lambda W, A, B: (np.asfortranarray(W), A, B), id="not-c-contiguous"),
+        pytest.param(lambda W, A, B: (W, np.asfortranarray(A), B), id="A-not-c-contiguous"),
+        pytest.param(lambda W, A, B: (np.repeat(W, 2, axis=1)[:, ::2], A, B),
+                     id="W-not-contiguous"),
         pytest.param(lambda W, A, B: (W.tolist(), A, B), id="not-ndarray"),
     ],
 )
@@ -588,6 +617,14 @@ def test_rnnparams_rejects_bad_arrays(rng, change):
     W, A, B = change(p.W, p.A, p.B)
     with pytest.raises(ValueError):
         rnn.RNNParams(W=W, A=A, B=B)
+
+
+def test_only_the_relu_w_may_be_column_major(rng):
+    p, _, _ = _valid(rng)
+    W = np.asfortranarray(p.W)
+    assert rnn.RNNParams(W=W, A=p.A, B=p.B, cell="relu").W is W
+    with pytest.raises(ValueError, match="W must be C-contiguous"):
+        rnn.RNNParams(W=W, A=p.A, B=p.B, cell="tanh")
 
 
 def test_rnnparams_cell_arrays(rng):

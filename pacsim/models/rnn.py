@@ -72,10 +72,18 @@ class RNNParams:
     """Weights of the RNN. Arrays are C-contiguous, of one float dtype; SGD updates the trained
     matrices in place.
 
+    The ReLU cell's ``W`` may also be stored column-major (``W.T`` C-contiguous), the layout
+    its kernels work in (see :mod:`._rnn_jit`): :func:`init_params` stores it so, and then
+    :func:`loss_and_grad` and :func:`sgd_chunk` pass ``W.T`` to the kernels and return the
+    gradient as a transposed view, with no copy of ``W`` per call. A C-contiguous ReLU ``W``
+    works too (a transposed copy per call, as for any array the caller builds); the values
+    are the same either way.
+
     Attributes
     ----------
     W : ndarray of shape (m, m)
-        Recurrent weights (the gate's recurrent weights for the minimalRNN).
+        Recurrent weights (the gate's recurrent weights for the minimalRNN); C-contiguous, or
+        F-contiguous for the ReLU cell.
     A : ndarray of shape (m, d_in)
         Input weights (the minimalRNN's input embedding ``z_t = A x_t``).
     B : ndarray of shape (d, m)
@@ -108,8 +116,13 @@ class RNNParams:
         for name, a, ndim in arrays:
             if not isinstance(a, np.ndarray) or a.ndim != ndim:
                 raise ValueError(f"{name} must be a {ndim}-D ndarray")
-            if a.dtype not in DTYPES or not a.flags.c_contiguous:
-                raise ValueError(f"{name} must be C-contiguous float32 or float64, got {a.dtype}")
+            layout_ok = a.flags.c_contiguous or (
+                name == "W" and self.cell == "relu" and a.flags.f_contiguous)
+            if a.dtype not in DTYPES or not layout_ok:
+                allowed = "C- or F-contiguous" if name == "W" and self.cell == "relu" else (
+                    "C-contiguous")
+                raise ValueError(f"{name} must be {allowed} float32 or float64, got {a.dtype}"
+                                 f" (C-contiguous: {a.flags.c_contiguous})")
             if a.dtype != self.W.dtype:
                 raise ValueError(f"arrays must share W's dtype {self.W.dtype}; {name} is {a.dtype}")
         m = self.W.shape[0]
@@ -138,7 +151,8 @@ class RNNParams:
     def copy(self) -> RNNParams:
         V = None if self.V is None else self.V.copy()
         b = None if self.b is None else self.b.copy()
-        return RNNParams(self.W.copy(), self.A.copy(), self.B.copy(), self.cell, V, b)
+        W = self.W.copy(order="K")  # keeps the ReLU kernels' layout
+        return RNNParams(W, self.A.copy(), self.B.copy(), self.cell, V, b)
 
 
 class RNNGrad(NamedTuple):
@@ -339,7 +353,8 @@ def init_params(
       (icml_seeds.md 2.2's ensemble).
 
     Draws are made in float64 and then cast, so float32 and float64 runs start from the same
-    weights up to rounding.
+    weights up to rounding. The ReLU cell's ``W`` is stored column-major, the layout of its
+    kernels (see :class:`RNNParams`).
     """
     _check_choice("cell", cell, CELLS)
     _check_choice("init", init, INITS)
@@ -364,6 +379,8 @@ def init_params(
     if cell == "minimal":
         V = (rng.standard_normal((m, m)) * (sigma_v / np.sqrt(m))).astype(dtype)
         b = (mu_b + sigma_b * rng.standard_normal(m)).astype(dtype)
+    if cell == "relu":
+        W = np.asfortranarray(W)  # same values; W.T is the kernels' C-contiguous W^T
     return RNNParams(W.astype(dtype), A.astype(dtype), B.astype(dtype), cell, V, b)
 
 
@@ -485,25 +502,28 @@ def loss_and_grad(
     loss : float
     g : RNNGrad
         ``g.W`` (m, m), ``g.A`` (m, d_in), ``g.B`` (d, m) for the trained matrices, else
-        ``None``.
+        ``None``; ``g.W`` in the memory layout of ``p.W`` (column-major for the ReLU cell of
+        :func:`init_params`: the kernels' ``W^T`` layout, returned without a copy).
     """
     X, Y, scored = _as_batch(p, X, Y, positions)
     tW, tA, tB = _trained_flags(trained)
     K = _as_k(K, X.shape[1])
     ws = _workspace(p, X.shape[1])
     Wk = _kernel_w(p)
-    gW = np.zeros_like(Wk) if tW else np.zeros((0, 0), p.dtype)
-    gA = np.zeros_like(p.A) if tA else np.zeros((0, 0), p.dtype)
-    gB = np.zeros_like(p.B) if tB else np.zeros((0, 0), p.dtype)
+    # the kernel zeroes the gradients first: no zero-filled allocation
+    gW = np.empty_like(Wk, order="C") if tW else np.zeros((0, 0), p.dtype)
+    gA = np.empty_like(p.A) if tA else np.zeros((0, 0), p.dtype)
+    gB = np.empty_like(p.B) if tB else np.zeros((0, 0), p.dtype)
     V, C, bias, use_c = _gate_arrays(p, tA)
     total = _rnn_jit._loss_and_grad(
         _CELL_CODE[p.cell], Wk, p.A, p.B, V, C, bias, X, Y, p.dtype.type(lam), scored, K,
         tW, tA, tB, use_c, gW, gA, gB, *ws,
     )  # fmt: skip
-    if tW and Wk is not p.W:
-        gW = np.ascontiguousarray(gW.T)
+    if tW and Wk is not p.W:  # W^T layout: the gradient in the layout of p.W
+        gW = gW.T if p.W.flags.f_contiguous else np.ascontiguousarray(gW.T)
     n = X.shape[0]
-    grads = [g / p.dtype.type(n) if flag else None for g, flag in ((gW, tW), (gA, tA), (gB, tB))]
+    grads = [np.divide(g, p.dtype.type(n), out=g) if flag else None
+             for g, flag in ((gW, tW), (gA, tA), (gB, tB))]
     return total / n, RNNGrad(*grads)
 
 
@@ -574,7 +594,7 @@ def sgd_chunk(
         _CELL_CODE[p.cell], Wk, p.A, p.B, V, C, bias, X, Y, order, cast(lam), cast(eta),
         scored, K, tW, tA, tB, use_c, losses, *ws,
     )  # fmt: skip
-    if tW and Wk is not p.W:  # the steps taken, also when the run diverged
+    if tW and not np.shares_memory(Wk, p.W):  # a copy: the steps taken, also on divergence
         p.W[...] = Wk.T
     return int(n_steps), losses[: order.shape[0]]
 
@@ -743,10 +763,11 @@ def _gate_arrays(p: RNNParams, train_a: bool):
 
 
 def _kernel_w(p: RNNParams) -> np.ndarray:
-    """``W`` in the layout the kernels take: a C-contiguous copy of ``W^T`` for the ReLU cell
-    (its forward and backward products then read only the rows of open units, see
-    :mod:`._rnn_jit`), ``W`` itself for the dense cells. One transpose per call, which the
-    chunk of steps or the batch amortises."""
+    """``W`` in the layout the kernels take: ``W^T``, C-contiguous, for the ReLU cell (its
+    forward and backward products then read only the rows of open units, see
+    :mod:`._rnn_jit`), ``W`` itself for the dense cells. For the ReLU cell this is a view of
+    ``p.W`` when ``p.W`` is stored column-major (as :func:`init_params` stores it), else a
+    transposed copy."""
     return np.ascontiguousarray(p.W.T) if p.cell == "relu" else p.W
 
 
