@@ -130,11 +130,15 @@ def test_forward_matches_naive(rng, m, L, d_in, d, cell, dtype):  # noqa: N803
     [(5, 4, 3, 2, "all"), (16, 7, 4, 1, "tail"), (33, 5, 9, 3, "tail")],
     ids=["m5-L4-all", "m16-L7-tail", "m33-L5-tail"],
 )
-def test_loss_and_grad_matches_naive(rng, m, L, d_in, d, scored, cell, trained, K):  # noqa: N803
+@pytest.mark.parametrize("path", ["samples", "batched"])
+def test_loss_and_grad_matches_naive(rng, m, L, d_in, d, scored, cell, trained, K,  # noqa: N803
+                                    path):
+    if path == "batched" and cell == "minimal":
+        pytest.skip("the batched path covers the Elman cells")
     p, X, Y = _problem(rng, m, L, d_in, d, cell=cell)
     _assert_nonlinear(p, X)
     positions = None if scored == "all" else _tail(L)
-    loss, g = rnn.loss_and_grad(p, X, Y, LAM, positions, trained=trained, K=K)
+    loss, g = rnn.loss_and_grad(p, X, Y, LAM, positions, trained=trained, K=K, path=path)
     ref_loss, ref = naive.rnn_loss_and_grad(p, X, Y, LAM, positions, K=K)
     npt.assert_allclose(loss, ref_loss, rtol=1e-12)
     for name in rnn.PARAM_NAMES:
@@ -146,11 +150,15 @@ def test_loss_and_grad_matches_naive(rng, m, L, d_in, d, scored, cell, trained, 
         _assert_close(getattr(g, name), ref[name], 1e-12)
 
 
+@pytest.mark.parametrize("path", ["samples", "batched"])
 @pytest.mark.parametrize("K", [None, 2], ids=["full", "K2"])
 @pytest.mark.parametrize("cell", rnn.CELLS)
-def test_loss_and_grad_float32_matches_naive(rng, cell, K):  # noqa: N803
+def test_loss_and_grad_float32_matches_naive(rng, cell, K, path):  # noqa: N803
+    if path == "batched" and cell == "minimal":
+        pytest.skip("the batched path covers the Elman cells")
     p, X, Y = _problem(rng, 16, 7, 4, 2, dtype=np.float32, cell=cell)
-    loss, g = rnn.loss_and_grad(p, X, Y, LAM, _tail(7), trained=("W", "A", "B"), K=K)
+    loss, g = rnn.loss_and_grad(p, X, Y, LAM, _tail(7), trained=("W", "A", "B"), K=K,
+                                path=path)
     ref_loss, ref = naive.rnn_loss_and_grad(p, X, Y, LAM, _tail(7), K=K)
     npt.assert_allclose(loss, ref_loss, rtol=1e-5)
     for name in rnn.PARAM_NAMES:
@@ -190,6 +198,46 @@ def test_loss_and_grad_positions_select_the_scored_terms(rng):
     npt.assert_allclose(total, sum(loss for loss, _ in parts), rtol=1e-12)
     _assert_close(g.W, sum(gj.W for _, gj in parts), 1e-12)
     assert rnn.loss_and_grad(p, X, Y, LAM, [])[0] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("K", [None, 1, 3], ids=["full", "K1", "K3"])
+@pytest.mark.parametrize("cell", ["relu", "tanh"])
+def test_batched_path_matches_the_per_sample_kernels(rng, cell, K, dtype):  # noqa: N803
+    """The momentum preset's shape (a batch of 50, L = 8, every matrix trained, a scored
+    subset): one product over the batch per position gives the per-sample kernels' loss and
+    gradients, BPTT(K) included; ``path="auto"`` takes the kernels below BATCH_MIN (bit for
+    bit) and the products from it on, and the gradient of ``W`` keeps the layout of ``p.W``.
+
+    Tolerance: each entry sums 50 samples x 8 positions of products over at most 40 terms,
+    in a different order on the two paths: ~1e-14 (float64) / ~1e-5 (float32) relative to
+    the largest entry."""
+    p, X, Y = _problem(rng, 40, 8, 5, 2, n=50, dtype=dtype, cell=cell)
+    _assert_nonlinear(p, X)
+    rtol = {np.float64: 1e-12, np.float32: 1e-4}[dtype]
+    kw = {"trained": ("W", "A", "B"), "K": K}
+    pos = [1, 2, 5, 7]
+    loss_s, g_s = rnn.loss_and_grad(p, X, Y, LAM, pos, path="samples", **kw)
+    for n, path in ((rnn.BATCH_MIN - 1, "samples"), (rnn.BATCH_MIN, "batched"), (50, "batched")):
+        loss_a, g_a = rnn.loss_and_grad(p, X[:n], Y[:n], LAM, pos, **kw)
+        loss_p, g_p = rnn.loss_and_grad(p, X[:n], Y[:n], LAM, pos, path=path, **kw)
+        assert loss_a == loss_p
+        for a, b in zip(g_a, g_p, strict=True):
+            npt.assert_array_equal(a, b)
+    npt.assert_allclose(loss_p, loss_s, rtol=rtol)
+    for name, got, ref in zip(rnn.PARAM_NAMES, g_p, g_s, strict=True):
+        assert got.dtype == dtype and got.shape == ref.shape, name
+        _assert_close(got, ref, rtol)
+    assert g_p.W.flags.f_contiguous == p.W.flags.f_contiguous
+
+
+def test_batched_path_rejects_the_minimal_cell_and_unknown_paths(rng):
+    p, X, Y = _problem(rng, 5, 4, 3, 2, n=rnn.BATCH_MIN, cell="minimal")
+    with pytest.raises(ValueError, match="Elman cells"):
+        rnn.loss_and_grad(p, X, Y, LAM, path="batched")
+    with pytest.raises(ValueError, match="path must be one of"):
+        rnn.loss_and_grad(p, X, Y, LAM, path="blas")
+    rnn.loss_and_grad(p, X, Y, LAM)  # auto: the per-sample kernels
 
 
 @pytest.mark.parametrize("name", rnn.PARAM_NAMES)

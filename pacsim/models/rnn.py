@@ -60,6 +60,15 @@ PARAM_NAMES = ("W", "A", "B")
 
 _CELL_CODE = {"relu": _rnn_jit.RELU, "tanh": _rnn_jit.TANH, "minimal": _rnn_jit.MINIMAL}
 
+#: The ways :func:`loss_and_grad` computes a batch.
+PATHS = ("auto", "samples", "batched")
+
+#: ``loss_and_grad(path="auto")`` takes the batched (BLAS) path for the Elman cells from this
+#: many samples on (the per-sample kernels' matrix-vector products below it). Measured on one
+#: thread at L = 16: from 8 samples the products are 1x to 4x faster at m >= 256 (ReLU and
+#: tanh); at 50 samples 1.1x (ReLU) to 6x (tanh) at m = 64 and 3.7x (ReLU) at m = 1024.
+BATCH_MIN = 8
+
 #: Default ``sigma_w^2`` of the ``azl`` and ``orthogonal`` inits (AZL's N(0, 2/m)).
 AZL_W_VAR = 2.0
 
@@ -469,6 +478,7 @@ def loss_and_grad(
     *,
     trained: Iterable[str] = ("W",),
     K: int | None = None,  # noqa: N803
+    path: str = "auto",
 ) -> tuple[float, RNNGrad]:
     """Mean loss and its gradient with respect to the ``trained`` matrices (BPTT(K)).
 
@@ -496,6 +506,12 @@ def loss_and_grad(
         where ``theta_s`` is the copy of the weights used at position ``s``. ``K = None``
         (or any ``K >= L``) is full BPTT; ``K = 1`` keeps only the direct dependence of
         ``h_t`` on the weights. ``B``'s gradient never goes through time.
+    path : {"auto", "samples", "batched"}
+        How the batch is computed; the results agree up to rounding. ``"samples"``: the jitted
+        per-sample kernel (matrix-vector products, the code :func:`sgd_chunk` runs);
+        ``"batched"`` (Elman cells only): position by position, each position one
+        matrix-matrix product over the batch (NumPy/BLAS, :func:`_loss_and_grad_batched`);
+        ``"auto"``: batched for the Elman cells when ``n >= BATCH_MIN``, else per sample.
 
     Returns
     -------
@@ -505,9 +521,18 @@ def loss_and_grad(
         ``None``; ``g.W`` in the memory layout of ``p.W`` (column-major for the ReLU cell of
         :func:`init_params`: the kernels' ``W^T`` layout, returned without a copy).
     """
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+    if path == "batched" and p.cell == "minimal":
+        raise ValueError("path='batched' supports the Elman cells ('relu', 'tanh'), "
+                         "got cell 'minimal'")
     X, Y, scored = _as_batch(p, X, Y, positions)
     tW, tA, tB = _trained_flags(trained)
     K = _as_k(K, X.shape[1])
+    batched = path == "batched" or (path == "auto" and p.cell != "minimal"
+                                    and X.shape[0] >= BATCH_MIN)
+    if batched:
+        return _loss_and_grad_batched(p, X, Y, lam, scored, K, tW, tA, tB)
     ws = _workspace(p, X.shape[1])
     Wk = _kernel_w(p)
     # the kernel zeroes the gradients first: no zero-filled allocation
@@ -525,6 +550,85 @@ def loss_and_grad(
     grads = [np.divide(g, p.dtype.type(n), out=g) if flag else None
              for g, flag in ((gW, tW), (gA, tA), (gB, tB))]
     return total / n, RNNGrad(*grads)
+
+
+def _loss_and_grad_batched(p: RNNParams, X, Y, lam, scored, K, tW, tA, tB):  # noqa: N803
+    """:func:`loss_and_grad` for the Elman cells, each position one product over the batch.
+
+    With ``H_t`` (n, m) the states of the batch at position ``t`` (``H_{-1} = 0``),
+    ``E_t = X_t A^T + H_{t-1} W^T`` and ``H_t = phi(E_t)``; backward, ``G_t = dLoss/dH_t``
+    and ``D_t = G_t * phi'(E_t)`` (``1[h > 0]`` for ReLU, ``1 - h^2`` for tanh, as in the
+    kernels), with ``G_{t-1} += D_t W``. Then ``dW = sum_{t>=1} D_t^T H_{t-1}`` and
+    ``dA = sum_t D_t^T X_t`` are each one product over all positions and samples, and
+    ``dB = lam sum_{t scored} R_t^T H_t``. BPTT(K) as in :func:`loss_and_grad`: the full sweep
+    for ``K >= L``; otherwise every scored position sends its gradient back through at most
+    ``K - 1`` products with ``W`` and the sums are gated at the end (the gate is linear), as
+    the kernels do. The residuals are scaled by ``1/n`` first, so the gradients are the mean's.
+    """
+    n, L, d_in = X.shape
+    m, dt = p.m, p.dtype
+    relu = p.cell == "relu"
+    W, A, B = p.W, p.A, p.B
+    lam = dt.type(lam)
+    Xt = np.ascontiguousarray(X.transpose(1, 0, 2))  # (L, n, d_in): position-major
+    H = np.empty((L, n, m), dtype=dt)
+    np.matmul(Xt, A.T, out=H)  # every position's input drive X_t A^T, one product
+    for t in range(L):
+        e = H[t]
+        if t > 0:
+            e += H[t - 1] @ W.T
+        if relu:
+            np.maximum(e, 0, out=e)  # NaN stays NaN; 1[e > 0] = 1[h > 0]
+        else:
+            np.tanh(e, out=e)
+    loss = 0.0
+    R = np.zeros((L, n, p.d), dtype=dt)  # dLoss/dyhat, at the scored positions
+    for t in np.flatnonzero(scored):
+        r = R[t]
+        np.matmul(H[t], B.T, out=r)
+        r *= lam
+        r -= Y[:, t]
+        loss += 0.5 * float(np.sum(np.square(r, dtype=np.float64)))
+    R *= dt.type(1.0 / n)
+    need_back = tW or tA
+    last = 0 if tA else 1  # the last position whose dLoss/dh is sent back through W
+
+    def gate(g, t):  # dLoss/de_t from dLoss/dh_t
+        if relu:
+            return g * (H[t] > 0)
+        return g * (1 - H[t] * H[t])
+
+    D = np.zeros((L, n, m), dtype=dt) if need_back else None
+    if need_back and K >= L:
+        g = np.zeros((n, m), dtype=dt)
+        for t in range(L - 1, -1, -1):
+            if scored[t]:
+                g += lam * (R[t] @ B)
+            D[t] = gate(g, t)
+            if t > last:
+                g = D[t] @ W
+    elif need_back:
+        for t in np.flatnonzero(scored)[::-1]:
+            g = lam * (R[t] @ B)
+            lo = max(0, t - K + 1)
+            for s in range(t, lo - 1, -1):
+                D[s] += g
+                if s <= max(lo, last):
+                    break
+                g = gate(g, s) @ W
+        for s in range(L):
+            D[s] = gate(D[s], s)
+    gW = gA = gB = None
+    if tW:
+        Dr, Hr = D[1:].reshape(-1, m), H[:-1].reshape(-1, m)
+        # in the layout of p.W (the ReLU kernels' W^T, column-major, from init_params)
+        gW = (Hr.T @ Dr).T if W.flags.f_contiguous and not W.flags.c_contiguous else Dr.T @ Hr
+    if tA:
+        gA = D.reshape(-1, m).T @ Xt.reshape(-1, d_in)
+    if tB:
+        idx = np.flatnonzero(scored)
+        gB = lam * (R[idx].reshape(-1, p.d).T @ H[idx].reshape(-1, m))
+    return loss / n, RNNGrad(gW, gA, gB)
 
 
 def sgd_chunk(
