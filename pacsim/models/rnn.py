@@ -573,10 +573,11 @@ def _loss_and_grad_batched(p: RNNParams, X, Y, lam, scored, K, tW, tA, tB):  # n
     Xt = np.ascontiguousarray(X.transpose(1, 0, 2))  # (L, n, d_in): position-major
     H = np.empty((L, n, m), dtype=dt)
     np.matmul(Xt, A.T, out=H)  # every position's input drive X_t A^T, one product
+    tmp = np.empty((n, m), dtype=dt)
     for t in range(L):
         e = H[t]
         if t > 0:
-            e += H[t - 1] @ W.T
+            e += np.matmul(H[t - 1], W.T, out=tmp)
         if relu:
             np.maximum(e, 0, out=e)  # NaN stays NaN; 1[e > 0] = 1[h > 0]
         else:
@@ -593,31 +594,37 @@ def _loss_and_grad_batched(p: RNNParams, X, Y, lam, scored, K, tW, tA, tB):  # n
     need_back = tW or tA
     last = 0 if tA else 1  # the last position whose dLoss/dh is sent back through W
 
-    def gate(g, t):  # dLoss/de_t from dLoss/dh_t
-        if relu:
-            return g * (H[t] > 0)
-        return g * (1 - H[t] * H[t])
+    deriv = np.empty((n, m), dtype=dt)
 
+    def gate(g, t, out):  # dLoss/de_t from dLoss/dh_t (out may be g)
+        if relu:
+            return np.multiply(g, H[t] > 0, out=out)
+        np.multiply(H[t], H[t], out=deriv)
+        np.subtract(1, deriv, out=deriv)
+        return np.multiply(deriv, g, out=out)
+
+    lamB = lam * B  # noqa: N806 - dLoss/dh_t = R_t (lam B)
     D = np.zeros((L, n, m), dtype=dt) if need_back else None
     if need_back and K >= L:
         g = np.zeros((n, m), dtype=dt)
         for t in range(L - 1, -1, -1):
             if scored[t]:
-                g += lam * (R[t] @ B)
-            D[t] = gate(g, t)
+                g += np.matmul(R[t], lamB, out=tmp)
+            gate(g, t, D[t])
             if t > last:
-                g = D[t] @ W
+                np.matmul(D[t], W, out=g)
     elif need_back:
+        g = np.empty((n, m), dtype=dt)
         for t in np.flatnonzero(scored)[::-1]:
-            g = lam * (R[t] @ B)
+            np.matmul(R[t], lamB, out=g)
             lo = max(0, t - K + 1)
             for s in range(t, lo - 1, -1):
                 D[s] += g
                 if s <= max(lo, last):
                     break
-                g = gate(g, s) @ W
+                np.matmul(gate(g, s, tmp), W, out=g)
         for s in range(L):
-            D[s] = gate(D[s], s)
+            gate(D[s], s, D[s])
     gW = gA = gB = None
     if tW:
         Dr, Hr = D[1:].reshape(-1, m), H[:-1].reshape(-1, m)
