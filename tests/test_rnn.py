@@ -48,6 +48,10 @@ MINIMAL_KW = {"sigma_v": 2.0, "mu_b": 0.3, "sigma_b": 0.5}
 TRAINED_SETS = [("W",), ("A",), ("B",), ("W", "A", "B")]
 TRAINED_IDS = ["W", "A", "B", "WAB"]
 
+#: Every cell through the per-sample kernels, and the Elman cells through the batched path.
+CELL_PATHS = [(c, "samples") for c in rnn.CELLS] + [("relu", "batched"), ("tanh", "batched")]
+CELL_PATH_IDS = [f"{c}-{path}" for c, path in CELL_PATHS]
+
 
 # Helpers
 
@@ -124,17 +128,14 @@ def test_forward_matches_naive(rng, m, L, d_in, d, cell, dtype):  # noqa: N803
 
 @pytest.mark.parametrize("K", [None, 2], ids=["full", "K2"])
 @pytest.mark.parametrize("trained", TRAINED_SETS, ids=TRAINED_IDS)
-@pytest.mark.parametrize("cell", rnn.CELLS)
+@pytest.mark.parametrize(("cell", "path"), CELL_PATHS, ids=CELL_PATH_IDS)
 @pytest.mark.parametrize(
     ("m", "L", "d_in", "d", "scored"),
     [(5, 4, 3, 2, "all"), (16, 7, 4, 1, "tail"), (33, 5, 9, 3, "tail")],
     ids=["m5-L4-all", "m16-L7-tail", "m33-L5-tail"],
 )
-@pytest.mark.parametrize("path", ["samples", "batched"])
 def test_loss_and_grad_matches_naive(rng, m, L, d_in, d, scored, cell, trained, K,  # noqa: N803
                                     path):
-    if path == "batched" and cell == "minimal":
-        pytest.skip("the batched path covers the Elman cells")
     p, X, Y = _problem(rng, m, L, d_in, d, cell=cell)
     _assert_nonlinear(p, X)
     positions = None if scored == "all" else _tail(L)
@@ -150,12 +151,9 @@ def test_loss_and_grad_matches_naive(rng, m, L, d_in, d, scored, cell, trained, 
         _assert_close(getattr(g, name), ref[name], 1e-12)
 
 
-@pytest.mark.parametrize("path", ["samples", "batched"])
 @pytest.mark.parametrize("K", [None, 2], ids=["full", "K2"])
-@pytest.mark.parametrize("cell", rnn.CELLS)
+@pytest.mark.parametrize(("cell", "path"), CELL_PATHS, ids=CELL_PATH_IDS)
 def test_loss_and_grad_float32_matches_naive(rng, cell, K, path):  # noqa: N803
-    if path == "batched" and cell == "minimal":
-        pytest.skip("the batched path covers the Elman cells")
     p, X, Y = _problem(rng, 16, 7, 4, 2, dtype=np.float32, cell=cell)
     loss, g = rnn.loss_and_grad(p, X, Y, LAM, _tail(7), trained=("W", "A", "B"), K=K,
                                 path=path)
