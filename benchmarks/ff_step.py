@@ -50,7 +50,6 @@ from importlib.metadata import version
 
 import numba
 import numpy as np
-
 from _roofline import Roofline, limit_threads
 
 from pacsim.models import ff

@@ -46,7 +46,6 @@ import statistics
 import time
 
 import numpy as np
-
 from _roofline import Roofline, limit_threads
 
 from pacsim.kernels import _reference, relu, rntk

@@ -54,7 +54,6 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numba
 import numpy as np
-
 from _roofline import Roofline, limit_threads
 
 from pacsim.models import rnn
