@@ -22,6 +22,15 @@ counts set to 1 before numpy, numba or torch is imported). Each figure is the me
 ``--repeats`` repeats of ``--steps`` steps; the ratio is torch time over pacsim time. Before
 timing, one step of each implementation on a tiny float64 case must give the same weights.
 
+The last column is pacsim's roofline (``benchmarks/_roofline.py``, ceilings measured at the
+start of the same run): achieved GFLOP/s and GB/s and the fraction of the bound, from the
+count of one step: ``4 m d_in + 4 m d_out`` flops for mlp2, ``+ 6 m^2`` for mlp3,
+``4 m d_in + 14 m d_out`` for the ResNet (matrix-vector products forward and backward, rank-1
+updates), and the weights moved (a trained matrix read forward, read backward where it is, read
+and written by its update; ``A`` read forward and backward). The working set is the weights,
+so the bound is a bandwidth (L2 while they fit): a batch-1 step does about 1/4 flop per byte.
+The mini-batch gradient is ``benchmarks/ff_batch.py``.
+
 Run it by hand (torch is optional and never a pacsim dependency)::
 
     python benchmarks/ff_step.py [--dtype float32] [--repeats 5] [--steps N]
@@ -41,6 +50,7 @@ from importlib.metadata import version
 
 import numba
 import numpy as np
+from _roofline import Roofline, limit_threads
 
 from pacsim.models import ff
 
@@ -253,6 +263,20 @@ def bench(arch, m, dtype, steps, repeats):
     return out
 
 
+def step_counts(arch, m, itemsize):
+    """``(flops, bytes, working_set)`` of one SGD step (see the module)."""
+    flops = 4 * m * D_IN + 4 * m * D_OUT
+    moved = 3 * m * D_IN + 2 * m * D_OUT  # W: forward, update (read + write); A: twice
+    size = m * D_IN + D_OUT * m
+    if arch == "mlp3":
+        flops, moved, size = flops + 6 * m * m, moved + 4 * m * m, size + m * m
+    elif arch == "resnet":
+        flops += 10 * m * D_OUT
+        moved += 4 * m * D_OUT + 2 * m * D_OUT  # V as mlp3's; A used twice more
+        size += m * D_OUT
+    return flops, itemsize * moved, itemsize * size
+
+
 def print_header(dtype, repeats):
     """Versions, thread settings and problem sizes."""
     torch_version = torch.__version__ if torch is not None else "not installed"
@@ -270,14 +294,17 @@ def print_header(dtype, repeats):
         print("torch not installed: pip install torch to compare; pacsim numbers only")
 
 
-def print_table(rows):
-    """One line per (model, width): µs/step of each implementation and the ratios."""
+def print_table(rows, dtype=np.float64, roof=None):
+    """One line per (model, width): µs/step of each implementation and the ratios, and
+    pacsim's roofline fraction when ``roof`` is given."""
     header = f"{'model':>6} | {'m':>5} | {'steps':>5} | {'pacsim µs/step':>14}"
     if torch is not None:
         header += (
             f" | {'torch manual µs/step':>20} | {'ratio':>6}"
             f" | {'torch autograd µs/step':>22} | {'ratio':>6}"
         )
+    if roof is not None:
+        header += " | pacsim roofline"
     print(header)
     print("-" * len(header))
     for arch, m, steps, r in rows:
@@ -285,6 +312,9 @@ def print_table(rows):
         if torch is not None:
             for name, width in (("torch manual", 20), ("torch autograd", 22)):
                 line += f" | {r[name]:>{width}.1f} | {r[name] / r['pacsim']:>6.1f}"
+        if roof is not None:
+            fl, nb, ws = step_counts(arch, m, np.dtype(dtype).itemsize)
+            line += " | " + roof.describe(r["pacsim"] * 1e-6, fl, nb, dtype, ws)
         print(line)
 
 
@@ -299,6 +329,9 @@ def main(argv=None):
     parser.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS))
     args = parser.parse_args(argv)
     dtype = np.dtype(args.dtype).type
+    limit_threads(1)
+    roof = Roofline.measure()
+    print(roof.header())
     print_header(dtype, args.repeats)
     check_agreement()
     rows = []
@@ -306,7 +339,7 @@ def main(argv=None):
         for m in args.widths:
             steps = args.steps or DEFAULT_STEPS.get(m, 100)
             rows.append((arch, m, steps, bench(arch, m, dtype, steps, args.repeats)))
-    print_table(rows)
+    print_table(rows, dtype, roof)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,13 @@ problem (which also compiles / loads the Numba code) and must agree to 1e-9 rela
 timing, the full results are compared off the diagonal. Each figure is the median over
 ``--repeats`` runs (``--numpy-repeats`` for the slower twin); the ratio is NumPy over pacsim.
 
+The header also gives the machine's ceilings measured in the same run
+(``benchmarks/_roofline.py``: GEMM peak, L2/16 MiB/memory read bandwidth). The kernel Gram
+matrices are elementwise arc-cosine recursions over pairs (a few dozen flops and one ``arccos``
+or ``sqrt`` per pair and cell) on top of one Gram product of the inputs, so neither GEMM nor a
+bandwidth bounds them: each line prints the pairs (cells) per second instead, with the output
+bytes written per second against the memory bandwidth.
+
 Run it by hand::
 
     python benchmarks/kernels.py [--repeats 3] [--numpy-repeats 1] [--threads 1] [--quick]
@@ -39,6 +46,7 @@ import statistics
 import time
 
 import numpy as np
+from _roofline import Roofline, limit_threads
 
 from pacsim.kernels import _reference, relu, rntk
 from pacsim.models import rnn
@@ -84,6 +92,9 @@ def main():
     pos = list(range(2, L))
     print(f"pacsim.kernels benchmark: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, threads={args.threads}, numpy {np.__version__}")  # fmt: skip
+    limit_threads(args.threads)
+    roof = Roofline.measure(dtypes=("float64",))
+    print(roof.header())
 
     cases = []
     X = _rnn_inputs(n_rnn, L)
@@ -106,7 +117,8 @@ def main():
                  _reference.fc_ntk_nngp(Xf[:40], Xf[40:110], depth)[0]),
     ))  # fmt: skip
 
-    print(f"{'case':34s} {'pacsim s':>10s} {'numpy s':>10s} {'ratio':>7s} {'max rel diff':>13s}")
+    print(f"{'case':34s} {'pacsim s':>10s} {'numpy s':>10s} {'ratio':>7s} {'max rel diff':>13s}"
+          "  pacsim rate")
     for name, fast, slow, small in cases:
         a, b = small()
         err = float(np.abs(a - b).max() / np.abs(b).max())
@@ -114,9 +126,12 @@ def main():
         t_fast, out_fast = _timed(fast, args.repeats)
         t_slow, out_slow = _timed(slow, args.numpy_repeats)
         diff = _offdiag_relerr(out_fast, out_slow)
+        n_out, n_bytes = out_fast.size, out_fast.nbytes
         del out_fast, out_slow
-        print(f"{name:34s} {t_fast:10.2f} {t_slow:10.2f} {t_slow / t_fast:6.1f}x {diff:13.1e}",
-              flush=True)  # fmt: skip
+        rate = (f"{n_out / t_fast / 1e6:.1f} M entries/s, {n_bytes / t_fast / 1e9:.2f} GB/s "
+                f"= {100 * n_bytes / t_fast / 1e9 / roof.bw_mem:.1f}% of mem bw")
+        print(f"{name:34s} {t_fast:10.2f} {t_slow:10.2f} {t_slow / t_fast:6.1f}x {diff:13.1e}"
+              f"  {rate}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -24,14 +24,22 @@ Run by hand (torch is optional and never a pacsim dependency; about 20 s per bot
 
     python benchmarks/resnet_reference.py [--form bottleneck full] [--m 500] [--epochs 200]
         [--lr 0.1 0.5] [--wd 0.0005 0.005] [--g cyclic] [--seed 0]
+
+Each line also gives the training's wall time and its roofline (``benchmarks/_roofline.py``,
+ceilings measured at the start of the run): achieved GFLOP/s and the fraction of the GEMM
+peak, counting ``3 x`` the forward products per sample (forward, and the two backward
+products per layer) over every batch: ``6 (m D + 2 m K) + 6 m K`` flops per sample for the
+bottleneck form, ``6 (m D + m K + m^2)`` for the full form.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import time
 
 import torch
+from _roofline import Roofline, limit_threads
 
 K, D, ALPHA, N_TRAIN, N_TEST, BATCH = 8, 30, 0.3, 1000, 4000, 50
 
@@ -97,15 +105,26 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    limit_threads(1)
+    roof = Roofline.measure(dtypes=("float64",))
+    print(roof.header())
     print(f"torch {torch.__version__} | resnet-parity v2, G {args.g}, alpha {ALPHA}, "
           f"N = {N_TRAIN}, m = {args.m}, {args.epochs} epochs, seed {args.seed}; "
           f"\"G not learned\" floor {K * ALPHA**2:.2f}")
     for form in args.form:
         for lr in args.lr:
             for wd in args.wd:
+                t0 = time.perf_counter()
                 test, train = run(form, args.m, lr, wd, args.epochs, args.seed, args.g)
+                wall = time.perf_counter() - t0
+                m = args.m
+                per_sample = (6 * (m * D + 2 * m * K) + 6 * m * K if form == "bottleneck"
+                              else 6 * (m * D + m * K + m * m))
+                flops = per_sample * N_TRAIN * args.epochs
+                gflops = flops / wall / 1e9
                 print(f"{form:>10} lr {lr:<6g} wd {wd:<7g} test error {test:.3f} "
-                      f"(train {train:.3f})", flush=True)
+                      f"(train {train:.3f}) | {wall:.1f} s, {gflops:.1f} GFLOP/s = "
+                      f"{100 * gflops / roof.peak['float64']:.0f}% of GEMM peak", flush=True)
 
 
 if __name__ == "__main__":

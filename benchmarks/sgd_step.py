@@ -21,6 +21,15 @@ repeats; the ratio is torch time over pacsim time. Before
 timing, one step of each implementation on a tiny float64 case of each cell must give the same
 updated ``W``.
 
+The last column is pacsim's roofline (``benchmarks/_roofline.py``, ceilings measured at the
+start of the same run): achieved GFLOP/s and GB/s and the fraction of the bound, from the
+dense count of one step with only ``W`` trained, ``2 m^2 (3L - 4)`` flops (``L - 1`` forward
+and ``L - 2`` backward products with ``W``, the rank-``(L - 1)`` update) and
+``m^2 (2L - 1)`` elements of ``W`` moved (each product reads ``W``, the update reads and
+writes it); the working set is ``W``, so the bound is the L2 bandwidth while ``W`` fits in
+L2. The ReLU kernels skip closed units and read about half of ``W`` per product, so their
+fraction of the dense bound can pass 100%.
+
 ``--learner`` also times the feed-forward learners (``resnet``, ``mlp2``, ``mlp3``) the same
 way, through ``benchmarks/ff_step.py`` (its docstring says what it measures), so one run covers
 every SGD learner; by default only the RNN runs.
@@ -45,6 +54,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numba
 import numpy as np
+from _roofline import Roofline, limit_threads
 
 from pacsim.models import rnn
 
@@ -290,8 +300,15 @@ def print_header(repeats):
         print("torch not installed: pip install torch==2.13.0 to compare; pacsim numbers only")
 
 
-def print_table(cell, dtype, rows):
-    """One line per width: µs/step of each implementation and the torch/pacsim ratios."""
+def step_counts(m, seq_len, itemsize):
+    """``(flops, bytes, working_set)`` of one SGD step, dense count (see the module)."""
+    flops = 2 * m * m * (3 * seq_len - 4)
+    return flops, itemsize * m * m * (2 * seq_len - 1), itemsize * m * m
+
+
+def print_table(cell, dtype, rows, roof=None):
+    """One line per width: µs/step of each implementation and the torch/pacsim ratios, and
+    pacsim's roofline fraction when ``roof`` is given."""
     print(f"\n{cell} {np.dtype(dtype).name}")
     header = f"{'m':>5} | {'steps':>5} | {'pacsim µs/step':>14}"
     if torch is not None:
@@ -299,6 +316,8 @@ def print_table(cell, dtype, rows):
             f" | {'torch manual µs/step':>20} | {'ratio':>6}"
             f" | {'torch autograd µs/step':>22} | {'ratio':>6}"
         )
+    if roof is not None:
+        header += " | pacsim roofline (dense count)"
     print(header)
     print("-" * len(header))
     for m, steps, r in rows:
@@ -306,6 +325,9 @@ def print_table(cell, dtype, rows):
         if torch is not None:
             for name, width in (("torch manual", 20), ("torch autograd", 22)):
                 line += f" | {r[name]:>{width}.1f} | {r[name] / r['pacsim']:>6.1f}"
+        if roof is not None:
+            fl, nb, ws = step_counts(m, L, np.dtype(dtype).itemsize)
+            line += " | " + roof.describe(r["pacsim"] * 1e-6, fl, nb, dtype, ws)
         print(line, flush=True)
 
 
@@ -326,14 +348,17 @@ def main(argv=None):
         "--steps", type=int, default=None, help=f"steps per repeat (default {DEFAULT_STEPS})"
     )
     args = parser.parse_args(argv)
+    limit_threads(1)
+    roof = Roofline.measure()
+    print(roof.header())
     if "rnn" in args.learner:
-        bench_rnn(args)
+        bench_rnn(args, roof)
     ff = [a for a in FF_LEARNERS if a in args.learner]
     if ff:
-        bench_ff(args, ff)
+        bench_ff(args, ff, roof)
 
 
-def bench_rnn(args):
+def bench_rnn(args, roof=None):
     """The RNN tables: every cell, dtype and width of ``args``."""
     print_header(args.repeats)
     check_agreement(args.cell)
@@ -344,10 +369,10 @@ def bench_rnn(args):
             for m in args.width:
                 steps = args.steps or DEFAULT_STEPS.get(m, max(10, int(4e7 / (m * m * L))))
                 rows.append((m, steps, bench_width(m, dtype, cell, steps, args.repeats)))
-            print_table(cell, dtype, rows)
+            print_table(cell, dtype, rows, roof)
 
 
-def bench_ff(args, archs):
+def bench_ff(args, archs, roof=None):
     """The feed-forward learners ``archs`` at the widths of ``ff_step.py``, per dtype."""
     import ff_step  # beside this file: python puts the script's folder on sys.path
 
@@ -361,7 +386,7 @@ def bench_ff(args, archs):
             for m in ff_step.WIDTHS:
                 steps = args.steps or ff_step.DEFAULT_STEPS.get(m, 100)
                 rows.append((arch, m, steps, ff_step.bench(arch, m, dtype, steps, args.repeats)))
-        ff_step.print_table(rows)
+        ff_step.print_table(rows, dtype, roof)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@
    the worker. Target: under 5 ms.
 
 Each repeat starts from an empty run folder. The machine should be otherwise idle: the
-numbers are medians over repeats, and the load average is printed next to them.
+numbers are medians over repeats, and the load average is printed next to them. The machine's
+ceilings (``benchmarks/_roofline.py``) are printed first, for comparison with the other
+benchmarks' runs; the sweep machinery itself is bound by neither (process start-up, pipes,
+files).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from _roofline import Roofline, limit_threads
 
 from pacsim.config import parse_sweep
 from pacsim.sweep import run_sweep
@@ -116,6 +121,8 @@ def main() -> None:
     args = ap.parse_args()
     repeats = 1 if args.quick else 3
     print(f"pacsim sweep benchmark: {os.cpu_count()} CPUs, load {os.getloadavg()}")
+    limit_threads(1)  # the workers' policy (one BLAS thread each); this process only dispatches
+    print(Roofline.measure(dtypes=("float64",)).header())
     if args.only in (None, "throughput"):
         workers = tuple(int(w) for w in args.workers.split(","))
         throughput(repeats, args.runs or (8 if args.quick else 16), workers)

@@ -117,12 +117,13 @@ def test_forward_matches_naive(rng, arch, m, d_in, d_out, dtype):
     _assert_close(Yhat, ref, RTOL[dtype])
 
 
+@pytest.mark.parametrize("path", ["samples", "batched"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize(("m", "d_in", "d_out"), SHAPES, ids=SHAPE_IDS)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_loss_and_grad_matches_naive(rng, arch, m, d_in, d_out, dtype):
+def test_loss_and_grad_matches_naive(rng, arch, m, d_in, d_out, dtype, path):
     p, X, Y = _problem(rng, arch, m, d_in, d_out, dtype=dtype)
-    loss, g = ff.loss_and_grad(p, X, Y)
+    loss, g = ff.loss_and_grad(p, X, Y, path=path)
     ref_loss, ref_g = naive.loss_and_grad(arch, _weights(p), X, Y)
     npt.assert_allclose(loss, ref_loss, rtol=RTOL[dtype])  # a sum of squares: no cancellation
     assert (g.V is None) == (g.b2 is None) == (arch == "mlp2")
@@ -134,19 +135,55 @@ def test_loss_and_grad_matches_naive(rng, arch, m, d_in, d_out, dtype):
         _assert_close(got, ref, RTOL[dtype])
 
 
+@pytest.mark.parametrize("path", ["samples", "batched"])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_loss_and_grad_matches_finite_differences(rng, arch):
+def test_loss_and_grad_matches_finite_differences(rng, arch, path):
     """Every array's gradient (trained or not) is the derivative of the wrapper's loss."""
     p, X, Y = _problem(rng, arch, 6, 3, 2, n=4)
     _assert_relus_mixed(p, X)
-    _, g = ff.loss_and_grad(p, X, Y)
+    _, g = ff.loss_and_grad(p, X, Y, path=path)
     for name in _weights(p):
         fd = naive.finite_difference_grad(
-            lambda a, name=name: ff.loss_and_grad(_with(p, name, a), X, Y)[0],
+            lambda a, name=name: ff.loss_and_grad(_with(p, name, a), X, Y, path=path)[0],
             getattr(p, name), 1e-6)
         # central differences, h = 1e-6: truncation ~h^2 and rounding ~eps |loss| / h ~ 2e-10 of
         # the scale (no ReLU kink within h at these seeds); 1e-6 of max |gradient|
         _assert_close(getattr(g, name), fd, 1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_batched_path_matches_the_per_sample_kernel(rng, arch, dtype):
+    """The momentum preset's shape (a batch of 50, a wider net): the BLAS path and the jitted
+    per-sample path agree, and ``path="auto"`` takes the per-sample kernel below BATCH_MIN
+    (bit for bit) and the batched path from it on.
+
+    Tolerance: each gradient entry sums 50 samples of products over at most 70 terms, in a
+    different order on the two paths: rounding ~1e-14 (float64) / ~1e-5 (float32) relative
+    to the largest entry."""
+    p, X, Y = _problem(rng, arch, 70, 12, 5, n=50, dtype=dtype)
+    _assert_relus_mixed(p, X)
+    rtol = {np.float64: 1e-12, np.float32: 1e-4}[dtype]
+    loss_s, g_s = ff.loss_and_grad(p, X, Y, path="samples")
+    for n, path in ((ff.BATCH_MIN - 1, "samples"), (ff.BATCH_MIN, "batched"), (50, "batched")):
+        loss_a, g_a = ff.loss_and_grad(p, X[:n], Y[:n])
+        loss_p, g_p = ff.loss_and_grad(p, X[:n], Y[:n], path=path)
+        assert loss_a == loss_p
+        for a, b in zip(g_a, g_p, strict=True):
+            npt.assert_array_equal(a, b)
+    npt.assert_allclose(loss_p, loss_s, rtol=rtol)
+    for name, got, ref in zip(ff.NAMES, g_p, g_s, strict=True):
+        if ref is None:
+            assert got is None
+            continue
+        assert got.dtype == dtype and got.shape == ref.shape and got.flags.c_contiguous, name
+        _assert_close(got, ref, rtol)
+
+
+def test_loss_and_grad_rejects_an_unknown_path(rng):
+    p, X, Y = _problem(rng, "mlp2", 4, 3, 2, n=3)
+    with pytest.raises(ValueError, match="path must be one of"):
+        ff.loss_and_grad(p, X, Y, path="blas")
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -241,9 +278,11 @@ def test_sgd_chunk_divergence_stops_before_the_bad_step(rng, arch):
         _assert_close(got[np.isfinite(ref)], ref[np.isfinite(ref)], 1e-10)
 
 
+@pytest.mark.parametrize("path", ["samples", "batched"])
 @pytest.mark.parametrize(("where", "bad"), [("W", np.nan), ("A", np.nan), ("A", np.inf)])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_non_finite_weights_give_non_finite_loss_and_stop_the_chunk(rng, arch, where, bad):
+def test_non_finite_weights_give_non_finite_loss_and_stop_the_chunk(rng, arch, where, bad,
+                                                                      path):
     """The ReLU propagates NaN (``s if not (s <= 0) else 0``): nothing is masked.
 
     (An infinite first-layer weight is not tested: ``ReLU(-inf) = 0`` is a finite network.)
@@ -252,7 +291,7 @@ def test_non_finite_weights_give_non_finite_loss_and_stop_the_chunk(rng, arch, w
     getattr(p, where)[:, 0] = bad  # every unit / output, so no ReLU can hide it
     with np.errstate(invalid="ignore", over="ignore"):
         assert not np.isfinite(ff.forward(p, X)).all()
-        assert not np.isfinite(ff.loss_and_grad(p, X, Y)[0])
+        assert not np.isfinite(ff.loss_and_grad(p, X, Y, path=path)[0])
         assert not np.isfinite(ff.ntk_trace(p, X)).all()
     n_steps, losses = ff.sgd_chunk(p, X, Y, 0.01)
     assert n_steps == 0 and not np.isfinite(losses[0])

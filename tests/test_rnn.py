@@ -52,6 +52,10 @@ MINIMAL_KW = {"sigma_v": 2.0, "mu_b": 0.3, "sigma_b": 0.5}
 TRAINED_SETS = [("W",), ("A",), ("B",), ("W", "A", "B")]
 TRAINED_IDS = ["W", "A", "B", "WAB"]
 
+#: Every cell through the per-sample kernels, and the Elman cells through the batched path.
+CELL_PATHS = [(c, "samples") for c in rnn.CELLS] + [("relu", "batched"), ("tanh", "batched")]
+CELL_PATH_IDS = [f"{c}-{path}" for c, path in CELL_PATHS]
+
 
 # Helpers
 
@@ -129,17 +133,18 @@ def test_forward_matches_naive(rng, m, L, d_in, d, cell, dtype):  # noqa: N803
 
 @pytest.mark.parametrize("K", [None, 2], ids=["full", "K2"])
 @pytest.mark.parametrize("trained", TRAINED_SETS, ids=TRAINED_IDS)
-@pytest.mark.parametrize("cell", rnn.CELLS)
+@pytest.mark.parametrize(("cell", "path"), CELL_PATHS, ids=CELL_PATH_IDS)
 @pytest.mark.parametrize(
     ("m", "L", "d_in", "d", "scored"),
     [(5, 4, 3, 2, "all"), (16, 7, 4, 1, "tail"), (33, 5, 9, 3, "tail")],
     ids=["m5-L4-all", "m16-L7-tail", "m33-L5-tail"],
 )
-def test_loss_and_grad_matches_naive(rng, m, L, d_in, d, scored, cell, trained, K):  # noqa: N803
+def test_loss_and_grad_matches_naive(rng, m, L, d_in, d, scored, cell, trained, K,  # noqa: N803
+                                    path):
     p, X, Y = _problem(rng, m, L, d_in, d, cell=cell)
     _assert_nonlinear(p, X)
     positions = None if scored == "all" else _tail(L)
-    loss, g = rnn.loss_and_grad(p, X, Y, LAM, positions, trained=trained, K=K)
+    loss, g = rnn.loss_and_grad(p, X, Y, LAM, positions, trained=trained, K=K, path=path)
     ref_loss, ref = naive.rnn_loss_and_grad(p, X, Y, LAM, positions, K=K)
     # the loss is a sum of squares (no cancellation): RTOL of the value itself
     npt.assert_allclose(loss, ref_loss, rtol=1e-12)
@@ -153,10 +158,11 @@ def test_loss_and_grad_matches_naive(rng, m, L, d_in, d, scored, cell, trained, 
 
 
 @pytest.mark.parametrize("K", [None, 2], ids=["full", "K2"])
-@pytest.mark.parametrize("cell", rnn.CELLS)
-def test_loss_and_grad_float32_matches_naive(rng, cell, K):  # noqa: N803
+@pytest.mark.parametrize(("cell", "path"), CELL_PATHS, ids=CELL_PATH_IDS)
+def test_loss_and_grad_float32_matches_naive(rng, cell, K, path):  # noqa: N803
     p, X, Y = _problem(rng, 16, 7, 4, 2, dtype=np.float32, cell=cell)
-    loss, g = rnn.loss_and_grad(p, X, Y, LAM, _tail(7), trained=("W", "A", "B"), K=K)
+    loss, g = rnn.loss_and_grad(p, X, Y, LAM, _tail(7), trained=("W", "A", "B"), K=K,
+                                path=path)
     ref_loss, ref = naive.rnn_loss_and_grad(p, X, Y, LAM, _tail(7), K=K)
     npt.assert_allclose(loss, ref_loss, rtol=1e-5)  # ~50 squares summed in float32: ~3e-6
     for name in rnn.PARAM_NAMES:
@@ -196,6 +202,46 @@ def test_loss_and_grad_positions_select_the_scored_terms(rng):
     npt.assert_allclose(total, sum(loss for loss, _ in parts), rtol=1e-12)  # positive terms
     _assert_close(g.W, sum(gj.W for _, gj in parts), 1e-12)
     assert rnn.loss_and_grad(p, X, Y, LAM, [])[0] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("K", [None, 1, 3], ids=["full", "K1", "K3"])
+@pytest.mark.parametrize("cell", ["relu", "tanh"])
+def test_batched_path_matches_the_per_sample_kernels(rng, cell, K, dtype):  # noqa: N803
+    """The momentum preset's shape (a batch of 50, L = 8, every matrix trained, a scored
+    subset): one product over the batch per position gives the per-sample kernels' loss and
+    gradients, BPTT(K) included; ``path="auto"`` takes the kernels below BATCH_MIN (bit for
+    bit) and the products from it on, and the gradient of ``W`` keeps the layout of ``p.W``.
+
+    Tolerance: each entry sums 50 samples x 8 positions of products over at most 40 terms,
+    in a different order on the two paths: ~1e-14 (float64) / ~1e-5 (float32) relative to
+    the largest entry."""
+    p, X, Y = _problem(rng, 40, 8, 5, 2, n=50, dtype=dtype, cell=cell)
+    _assert_nonlinear(p, X)
+    rtol = {np.float64: 1e-12, np.float32: 1e-4}[dtype]
+    kw = {"trained": ("W", "A", "B"), "K": K}
+    pos = [1, 2, 5, 7]
+    loss_s, g_s = rnn.loss_and_grad(p, X, Y, LAM, pos, path="samples", **kw)
+    for n, path in ((rnn.BATCH_MIN - 1, "samples"), (rnn.BATCH_MIN, "batched"), (50, "batched")):
+        loss_a, g_a = rnn.loss_and_grad(p, X[:n], Y[:n], LAM, pos, **kw)
+        loss_p, g_p = rnn.loss_and_grad(p, X[:n], Y[:n], LAM, pos, path=path, **kw)
+        assert loss_a == loss_p
+        for a, b in zip(g_a, g_p, strict=True):
+            npt.assert_array_equal(a, b)
+    npt.assert_allclose(loss_p, loss_s, rtol=rtol)
+    for name, got, ref in zip(rnn.PARAM_NAMES, g_p, g_s, strict=True):
+        assert got.dtype == dtype and got.shape == ref.shape, name
+        _assert_close(got, ref, rtol)
+    assert g_p.W.flags.f_contiguous == p.W.flags.f_contiguous
+
+
+def test_batched_path_rejects_the_minimal_cell_and_unknown_paths(rng):
+    p, X, Y = _problem(rng, 5, 4, 3, 2, n=rnn.BATCH_MIN, cell="minimal")
+    with pytest.raises(ValueError, match="Elman cells"):
+        rnn.loss_and_grad(p, X, Y, LAM, path="batched")
+    with pytest.raises(ValueError, match="path must be one of"):
+        rnn.loss_and_grad(p, X, Y, LAM, path="blas")
+    rnn.loss_and_grad(p, X, Y, LAM)  # auto: the per-sample kernels
 
 
 @pytest.mark.parametrize("name", rnn.PARAM_NAMES)
@@ -467,6 +513,33 @@ def test_sgd_chunk_default_order_is_one_pass(rng):
     _assert_close(p.W, ref.W, 1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_w_layouts_give_the_same_results_and_the_kernel_layout_is_not_copied(rng, dtype):
+    """init_params stores the ReLU ``W`` column-major (the kernels' ``W^T``): the kernels get a
+    view of it, the gradient comes back as a view of the kernels' buffer, SGD updates ``p.W``
+    itself. A C-contiguous ``W`` (copied per call) gives bit-for-bit the same numbers: the
+    kernels see the same values in the same layout."""
+    p, X, Y = _problem(rng, 12, 6, 3, 2, n=5, dtype=dtype)
+    assert p.W.flags.f_contiguous and not p.W.flags.c_contiguous
+    assert np.shares_memory(rnn._kernel_w(p), p.W)
+    assert p.copy().W.flags.f_contiguous
+    c = _with(p, W=np.ascontiguousarray(p.W), A=p.A.copy(), B=p.B.copy())  # SGD: no sharing
+    assert not np.shares_memory(rnn._kernel_w(c), c.W)
+    trained = ("W", "A", "B")
+    loss_f, g_f = rnn.loss_and_grad(p, X, Y, LAM, _tail(6), trained=trained, K=3)
+    loss_c, g_c = rnn.loss_and_grad(c, X, Y, LAM, _tail(6), trained=trained, K=3)
+    assert loss_f == loss_c
+    assert g_f.W.flags.f_contiguous and g_c.W.flags.c_contiguous
+    for a, b in zip(g_f, g_c, strict=True):
+        npt.assert_array_equal(a, b)
+    W_f, W0 = p.W, p.W.copy()
+    rnn.sgd_chunk(p, X, Y, 0.05, LAM, _tail(6), trained=trained)
+    rnn.sgd_chunk(c, X, Y, 0.05, LAM, _tail(6), trained=trained)
+    assert p.W is W_f and p.W.flags.f_contiguous and not np.array_equal(p.W, W0)
+    for name in ("W", "A", "B"):
+        npt.assert_array_equal(getattr(p, name), getattr(c, name))
+
+
 def test_sgd_chunk_divergence_stops_before_the_bad_step(rng):
     p, X, Y = _problem(rng, 5, 6, 3, 2, n=6)
     order = _order_with_repeats(rng, 6)
@@ -593,7 +666,9 @@ def _valid(rng):
         pytest.param(lambda W, A, B: (W[None], A, B), id="W-3d"),
         pytest.param(lambda W, A, B: (W, A.astype(np.float32), B), id="mixed-dtypes"),
         pytest.param(lambda W, A, B: (W.astype(np.int64), A, B), id="int-dtype"),
-        pytest.param(lambda W, A, B: (np.asfortranarray(W), A, B), id="not-c-contiguous"),
+        pytest.param(lambda W, A, B: (W, np.asfortranarray(A), B), id="A-not-c-contiguous"),
+        pytest.param(lambda W, A, B: (np.repeat(W, 2, axis=1)[:, ::2], A, B),
+                     id="W-not-contiguous"),
         pytest.param(lambda W, A, B: (W.tolist(), A, B), id="not-ndarray"),
     ],
 )
@@ -602,6 +677,14 @@ def test_rnnparams_rejects_bad_arrays(rng, change):
     W, A, B = change(p.W, p.A, p.B)
     with pytest.raises(ValueError):
         rnn.RNNParams(W=W, A=A, B=B)
+
+
+def test_only_the_relu_w_may_be_column_major(rng):
+    p, _, _ = _valid(rng)
+    W = np.asfortranarray(p.W)
+    assert rnn.RNNParams(W=W, A=p.A, B=p.B, cell="relu").W is W
+    with pytest.raises(ValueError, match="W must be C-contiguous"):
+        rnn.RNNParams(W=W, A=p.A, B=p.B, cell="tanh")
 
 
 def test_rnnparams_cell_arrays(rng):

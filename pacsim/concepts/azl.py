@@ -52,8 +52,8 @@ from pydantic import Field, field_validator, model_validator
 from .._config_base import Frozen, NonNegFloat, PosFloat
 from . import persist
 from ._common import LinkName, class_complexity, coefficients, half_tokens, link_arg_rms, unit_rows
-from .links import LINKS, link
 from .base import ConceptFamily
+from .links import LINKS, link
 
 #: Inputs are token sequences (see :mod:`pacsim.concepts.base`).
 KIND = "sequence"

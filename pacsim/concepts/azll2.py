@@ -37,8 +37,8 @@ from ._common import (
     per_unit,
     unit_rows,
 )
-from .links import link
 from .base import ConceptFamily
+from .links import link
 
 KIND = "vector"
 SUMMARY = "AZLL two-layer class: f_r(x) = sum_i a_{r,i} phi_i(<w1_i, x>) <w2_i, x>"

@@ -44,8 +44,8 @@ from ._common import (
     per_unit,
     unit_rows,
 )
-from .links import link
 from .base import ConceptFamily
+from .links import link
 
 KIND = "vector"
 SUMMARY = ("AZLL three-layer class: f_r(x) = sum_i a_{r,i} Phi_i(sum_j v1 phi_j(<w1_j,x>)) "

@@ -39,8 +39,8 @@ from ._common import (
     per_unit,
     unit_rows,
 )
-from .links import link
 from .base import ConceptFamily
+from .links import link
 
 KIND = "sequence"
 SUMMARY = "PG21: one smooth network of the concatenated sequence, label at the end"

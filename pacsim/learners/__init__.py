@@ -17,7 +17,6 @@ the training samples with hyper-parameters chosen on a split of them
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .. import concepts

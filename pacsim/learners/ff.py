@@ -117,7 +117,9 @@ class FFLearner(Learner):
     def batch_grad(self, inputs, Y):
         """Mean loss and, per trained array, its gradient times its relative rate (so that the
         momentum optimiser's single step size keeps ``eta_V = lr_ratio_v * eta_W``); both
-        copies' arrays for ``f0 = "symmetric"``."""
+        copies' arrays for ``f0 = "symmetric"``. A batch of ``ff.BATCH_MIN`` samples or more
+        runs as matrix-matrix products (BLAS); a gradient whose rate is 1 is returned as it
+        is."""
         T = self._targets(Y)
         if self.params2 is not None:
             loss, *gs = ff_sym.loss_and_grad(self.params, self.params2, inputs, T)
@@ -125,8 +127,8 @@ class FFLearner(Learner):
             loss, g = ff.loss_and_grad(self.params, inputs, self._shifted(inputs, T))
             gs = [g]
         rates = self.rates._asdict()
-        return loss, [getattr(g, n) * self.dtype.type(rates[n]) for g in gs
-                      for n in self._trained]
+        return loss, [getattr(g, n) if rates[n] == 1 else getattr(g, n) * self.dtype.type(rates[n])
+                      for g in gs for n in self._trained]
 
     def laziness(self):
         """The ``lazy.*`` diagnostics (module docstring); the symmetric model counts both

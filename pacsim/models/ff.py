@@ -22,6 +22,7 @@ Every function works on arrays, without any config::
     p = ff.init_params("resnet", m, d_in, d_out, rng, init="theory")
     Yhat = ff.forward(p, X)                        # X (n, d_in) -> (n, d_out)
     loss, g = ff.loss_and_grad(p, X, Y)            # g.W (m, d_in), g.V, g.b1, g.b2, g.A
+                                                   # (batched BLAS products from 4 samples)
     n_steps, losses = ff.sgd_chunk(p, X, Y, eta)   # vanilla SGD, batch 1, in place
     T = ff.ntk_trace(p, X)                         # per-sample gradient-kernel traces (n,)
 
@@ -46,6 +47,14 @@ INITS = {"resnet": ("theory", "experiment"), "mlp2": ("azll", "experiment"),
          "mlp3": ("azll", "experiment")}
 #: The arrays of every network, in kernel (and draw) order.
 NAMES = ("W", "b1", "V", "b2", "A")
+#: The ways :func:`loss_and_grad` computes a batch.
+PATHS = ("auto", "samples", "batched")
+#: ``loss_and_grad(path="auto")`` takes the batched (BLAS) path from this many samples on:
+#: below it, the per-sample kernel's matrix-vector products cost about as much as the
+#: matrix-matrix products and skip NumPy's per-call overhead (measured on one thread: the
+#: batched path is 1.3-2.2x faster at 4 samples for m in {64, 256, 1000}, except the ResNet at
+#: m = 64, 0.85x; at 50 samples, 6x faster for mlp3 at m = 1000 and 2000).
+BATCH_MIN = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,7 +268,8 @@ def forward(p: FFParams, X: np.ndarray) -> np.ndarray:
     return O1 + relu(O1 @ p.V.T + p.b2) @ p.A.T
 
 
-def loss_and_grad(p: FFParams, X: np.ndarray, Y: np.ndarray) -> tuple[float, FFGrad]:
+def loss_and_grad(p: FFParams, X: np.ndarray, Y: np.ndarray, *,
+                  path: str = "auto") -> tuple[float, FFGrad]:
     """Mean loss ``mean_k 0.5 * ||out(X[k]) - Y[k]||^2`` and its gradient w.r.t. every array.
 
     Parameters
@@ -267,6 +277,11 @@ def loss_and_grad(p: FFParams, X: np.ndarray, Y: np.ndarray) -> tuple[float, FFG
     p : FFParams
     X : ndarray of shape (n, d_in)
     Y : ndarray of shape (n, d_out)
+    path : {"auto", "samples", "batched"}
+        How the batch is computed; the results agree up to rounding. ``"samples"``: the jitted
+        per-sample kernel (matrix-vector products, the code :func:`sgd_chunk` runs);
+        ``"batched"``: every layer as one matrix-matrix product over the batch (NumPy/BLAS,
+        :func:`_loss_and_grad_batched`); ``"auto"``: batched when ``n >= BATCH_MIN``.
 
     Returns
     -------
@@ -274,18 +289,79 @@ def loss_and_grad(p: FFParams, X: np.ndarray, Y: np.ndarray) -> tuple[float, FFG
     g : FFGrad
         One gradient per array of ``p``, trained or not (``V``, ``b2`` are None for "mlp2").
     """
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     X, Y = _as_batch(p, X, Y)
+    n = X.shape[0]
+    if path == "batched" or (path == "auto" and n >= BATCH_MIN):
+        return _loss_and_grad_batched(p, X, Y)
     P = p.arrays()
     G = tuple(np.zeros_like(a) for a in P)
     ones = np.ones(5, dtype=p.dtype)
     total = _ff_jit._loss_and_grad(_CODE[p.arch], P, X, Y, G, _workspace(p), ones)
-    n = X.shape[0]
     for g in G:
         g /= n
     grads = dict(zip(NAMES, G, strict=True))
     if p.arch == "mlp2":
         grads.update(V=None, b2=None)
     return total / n, FFGrad(**grads)
+
+
+def _loss_and_grad_batched(p: FFParams, X: np.ndarray, Y: np.ndarray) -> tuple[float, FFGrad]:
+    """:func:`loss_and_grad` with each layer one matrix-matrix product over the batch.
+
+    Rows of ``X`` are samples; ``Z_l = H_{l-1} M_l^T + b_l`` forward, and backward the
+    pre-activation gradients ``D_l`` (one row per sample) give ``dLoss/dM_l = D_l^T H_{l-1}``
+    and ``dLoss/db_l = sum of the rows of D_l``. The residual is scaled by ``1/n`` first, so
+    every gradient is already the mean's. ReLU and its derivative ``1[z > 0]`` as in the
+    kernels (a NaN pre-activation stays NaN in the forward pass).
+    """
+    n = X.shape[0]
+    arch, W, A = p.arch, p.W, p.A
+    H1 = X @ W.T
+    H1 += p.b1
+    np.maximum(H1, 0, out=H1)  # h1 = ReLU(z1), NaN-propagating; 1[z1 > 0] = 1[h1 > 0]
+    if arch == "mlp2":
+        out = H1 @ A.T
+    elif arch == "mlp3":
+        H2 = H1 @ p.V.T
+        H2 += p.b2
+        np.maximum(H2, 0, out=H2)
+        out = H2 @ A.T
+    else:
+        O1 = H1 @ A.T
+        H2 = O1 @ p.V.T
+        H2 += p.b2
+        np.maximum(H2, 0, out=H2)
+        out = H2 @ A.T
+        out += O1
+    R = out
+    R -= Y  # r = out - y, then dLoss/dout of the mean loss
+    loss = 0.5 * float(np.sum(np.square(R, dtype=np.float64))) / n
+    R *= p.dtype.type(1.0 / n)
+    gV = gb2 = None
+    if arch == "mlp2":
+        D1 = R @ A
+        gA = R.T @ H1
+    else:
+        D2 = R @ A
+        D2 *= H2 > 0  # d2 = (A^T r) * 1[z2 > 0]
+        gb2 = D2.sum(axis=0)
+        gA = R.T @ H2
+        # both products with V before gV (m x m for mlp3) is written, while V may be in cache
+        if arch == "mlp3":
+            D1 = D2 @ p.V  # d1 = (V^T d2) * 1[z1 > 0]
+            gV = D2.T @ H1
+        else:
+            E1 = D2 @ p.V  # dLoss/do1 = r (skip path) + V^T d2 (second block)
+            gV = D2.T @ O1
+            E1 += R
+            gA += E1.T @ H1  # A also makes o1
+            D1 = E1 @ A
+    D1 *= H1 > 0  # d1 * 1[z1 > 0]
+    gW = D1.T @ X
+    gb1 = D1.sum(axis=0)
+    return loss, FFGrad(W=gW, b1=gb1, V=gV, b2=gb2, A=gA)
 
 
 def sgd_chunk(
