@@ -185,6 +185,8 @@ def _momentum(learner, inputs, Y, eta, tc, rng, result, loss_scale=1.0) -> float
     step = 0
     for epoch in range(tc.epochs):
         lr_t = eta * (tc.decay_factor if epoch >= decay_epoch else 1.0)
+        for v in velocity:  # a dead unit's velocity decays into subnormals, which are slow
+            np.copyto(v, 0, where=np.abs(v) < np.finfo(v.dtype).tiny)
         order = rng.permutation(N)
         losses = []
         for start in range(0, N, tc.batch):

@@ -294,7 +294,8 @@ def loss_and_grad(p: FFParams, X: np.ndarray, Y: np.ndarray, *,
     X, Y = _as_batch(p, X, Y)
     n = X.shape[0]
     if path == "batched" or (path == "auto" and n >= BATCH_MIN):
-        return _loss_and_grad_batched(p, X, Y)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: inf/NaN, no warning
+            return _loss_and_grad_batched(p, X, Y)
     P = p.arrays()
     G = tuple(np.zeros_like(a) for a in P)
     ones = np.ones(5, dtype=p.dtype)

@@ -532,7 +532,8 @@ def loss_and_grad(
     batched = path == "batched" or (path == "auto" and p.cell != "minimal"
                                     and X.shape[0] >= BATCH_MIN)
     if batched:
-        return _loss_and_grad_batched(p, X, Y, lam, scored, K, tW, tA, tB)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: inf/NaN, no warning
+            return _loss_and_grad_batched(p, X, Y, lam, scored, K, tW, tA, tB)
     ws = _workspace(p, X.shape[1])
     Wk = _kernel_w(p)
     # the kernel zeroes the gradients first: no zero-filled allocation
