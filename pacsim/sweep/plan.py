@@ -201,10 +201,12 @@ def _next_lr(spec: RunSpec, batch: list[Unit], records: dict) -> float | None:
     Upwards from ``lr_start`` by ``lr_factor`` until a run of some seed diverges (the
     stability edge), the median validation error has turned back up (the two largest step
     sizes both worse than the best by more than ``FLAT``: a step size so large that SGD
-    kills the network without a NaN), or ``lr_max`` is passed; then downwards, while the step
-    size with the smallest median validation error is the smallest tried (a grid whose best
-    value sits at its edge is not a result) and is better than the next larger one by more than
-    ``FLAT`` (relative), until ``lr_min``. Reads only validation errors and statuses.
+    kills the network without a NaN), or ``lr_max`` is passed; then downwards, while at some
+    evaluated ``n`` the step size with the smallest median validation error is the smallest
+    tried (a grid whose best value sits at its edge is not a result; the choice is made per
+    ``n``) and is better than the next larger one by more than ``FLAT`` (relative), until
+    ``lr_min``; every step size diverging counts as the smallest winning. Reads only
+    validation errors and statuses.
     """
     tc = spec.train
     if tc.lr != "auto" or not learners.LEARNERS[spec.model.kind].SGD:
@@ -219,11 +221,25 @@ def _next_lr(spec: RunSpec, batch: list[Unit], records: dict) -> float | None:
         if up <= tc.lr_max * (1 + 1e-12):
             return up
     down = tc.auto_lr(k[lrs[0]] - 1)
-    if best != lrs[0] or down < tc.lr_min * (1 - 1e-12):
+    if down < tc.lr_min * (1 - 1e-12):
         return None
-    if len(lrs) > 1 and np.isfinite(val[lrs[1]]) and val[best] >= (1 - FLAT) * val[lrs[1]]:
-        return None  # flat below: smaller steps would not be chosen either
-    return down
+    for n in batch[0].checkpoints:  # the choice is made at every n: the smallest best anywhere?
+        at_n = val if n == batch[0].checkpoints[-1] else _lr_outcomes(batch, records, n)[1]
+        if _smallest_wins(at_n):
+            return down
+    return None
+
+
+def _smallest_wins(val: dict[float, float]) -> bool:
+    """Whether the smallest step size has the smallest median validation error, by more than
+    ``FLAT`` over the next larger one (flat below: smaller steps would not be chosen either)."""
+    lrs = sorted(val)
+    if not np.isfinite(val[lrs[0]]):
+        return len(lrs) > 0 and not any(np.isfinite(v) for v in val.values())
+    best = min(lrs, key=lambda lr: (val[lr], lr))
+    if best != lrs[0]:
+        return False
+    return len(lrs) == 1 or not np.isfinite(val[lrs[1]]) or val[best] < (1 - FLAT) * val[lrs[1]]
 
 
 #: A step-size search stops going down when the smallest step size beats the next by less.
