@@ -47,6 +47,17 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _rnn_jit
+from .rnn_modes import (
+    MODES,
+    Mode,
+    azl_inputs,
+    encode_inputs,
+    input_dim,
+    mode_spec,
+    pg21_inputs,
+    plain_inputs,
+    scored_positions,
+)
 
 DTYPES = (np.float32, np.float64)
 
@@ -171,125 +182,6 @@ class RNNGrad(NamedTuple):
     W: np.ndarray | None = None
     A: np.ndarray | None = None
     B: np.ndarray | None = None
-
-
-# Modes
-
-
-@dataclass(frozen=True)
-class Mode:
-    """A preset of encoding, initial scales, trained matrices and scored outputs.
-
-    Attributes
-    ----------
-    name : str
-    trained : tuple of str
-        Default trained matrices (a subset of :data:`PARAM_NAMES`).
-    a_var, b_var : float
-        ``A ~ N(0, a_var / m)`` and ``B ~ N(0, b_var / d)``.
-    start_token, end_token : bool
-        ``x_0`` (and ``x_{L-1}``) is the special token ``(0, ..., 0, 1)``.
-    scale_tokens : bool
-        Tokens enter as ``(eps_x * x*_t, 0)`` (else as ``x*_t`` itself, no extra coordinate).
-    lam : float or None
-        Fixed output scale (``None``: a hyper-parameter).
-    scored : str
-        ``"from_third"``: 0-based positions ``2..L-1``; ``"last"``: position ``L-1`` only.
-    source : str
-        Where the preset comes from.
-    """
-
-    name: str
-    trained: tuple[str, ...]
-    a_var: float
-    b_var: float
-    start_token: bool
-    end_token: bool
-    scale_tokens: bool
-    lam: float | None
-    scored: str
-    source: str
-
-
-#: The mode presets (docs/learners.md, "Modes").
-MODES = {
-    "azl": Mode(
-        "azl", ("W",), 2.0, 1.0, True, False, True, None, "from_third",
-        "Allen-Zhu & Li 2019 (arXiv 1902.01028); [RECALL]: "
-        "B ~ N(0, 1/d), start token, outputs j >= 3 (1-based), only W trained",
-    ),
-    "pg21": Mode(
-        "pg21", ("W", "A"), 2.0, 2.0, True, True, True, None, "last",
-        "Panigrahi & Goyal 2021 (arXiv 2106.00047) Def. 3.1-3.2, Thm 3.1 [READ]: W, A ~ N(0, 2/m) trained, B ~ N(0, 2/d_out) fixed, start and "
-        "end tokens, only the last output",
-    ),
-    "plain": Mode(
-        "plain", ("W",), 2.0, 1.0, False, False, False, 1.0, "from_third",
-        "pacsim's contrast mode 'plain': unit tokens at every position, no special "
-        "token, no eps_x, lam = 1; AZL's initial scales; any subset of {W, A, B} trained",
-    ),
-}  # fmt: skip
-
-
-def mode_spec(name: str) -> Mode:
-    """The :class:`Mode` preset called ``name`` (one of :data:`MODES`)."""
-    if name not in MODES:
-        raise ValueError(f"mode must be one of {tuple(MODES)}, got {name!r}")
-    return MODES[name]
-
-
-def input_dim(mode_name: str, d_x: int) -> int:
-    """``d_in`` of the network for tokens of dimension ``d_x``: ``d_x + 1`` with the special
-    tokens' extra coordinate (azl, pg21), ``d_x`` for plain."""
-    return d_x + 1 if mode_spec(mode_name).scale_tokens else d_x
-
-
-def scored_positions(mode_name: str, L: int) -> np.ndarray:  # noqa: N803
-    """0-based scored output positions: ``2..L-1`` (azl, plain: AZL's ``j >= 3``, 1-based) or
-    ``[L-1]`` (pg21: the end of the sequence only)."""
-    if mode_spec(mode_name).scored == "last":
-        return np.array([L - 1], dtype=np.int64)
-    return np.arange(2, L, dtype=np.int64)
-
-
-def azl_inputs(tokens: np.ndarray, eps_x: float, dtype=np.float64) -> np.ndarray:
-    """AZL input normalisation: (n, L, d_x) tokens -> (n, L, d_x + 1) network inputs.
-
-    ``x_0 = (0, ..., 0, 1)`` (start token) and ``x_t = (eps_x * x*_t, 0)`` for ``t >= 1``;
-    ``tokens[:, 0]`` is ignored.
-    """
-    n, L, d_x = tokens.shape
-    X = np.zeros((n, L, d_x + 1), dtype=dtype)
-    X[:, 0, -1] = 1.0
-    X[:, 1:, :-1] = eps_x * tokens[:, 1:]
-    return X
-
-
-def pg21_inputs(tokens: np.ndarray, eps_x: float, dtype=np.float64) -> np.ndarray:
-    """PG21 input normalisation (arXiv 2106.00047, Def. 3.1): (n, L, d_x) -> (n, L, d_x + 1).
-
-    ``x_0 = x_{L-1} = (0, ..., 0, 1)`` (start and end tokens) and ``x_t = (eps_x * x*_t, 0)``
-    for ``1 <= t <= L-2``; ``tokens[:, 0]`` and ``tokens[:, L-1]`` are ignored (the true
-    sequence has length ``L - 2``).
-    """
-    X = azl_inputs(tokens, eps_x, dtype)
-    X[:, -1] = 0.0
-    X[:, -1, -1] = 1.0
-    return X
-
-
-def plain_inputs(tokens: np.ndarray, dtype=np.float64) -> np.ndarray:
-    """Plain encoding: the tokens themselves at every position, (n, L, d_x) -> (n, L, d_x)."""
-    return np.array(tokens, dtype=dtype, order="C", copy=True)
-
-
-def encode_inputs(mode_name: str, tokens: np.ndarray, eps_x: float = 1.0, dtype=np.float64):
-    """Network inputs of ``mode_name`` for (n, L, d_x) tokens (``eps_x`` ignored for plain)."""
-    if mode_name == "pg21":
-        return pg21_inputs(tokens, eps_x, dtype)
-    if mode_spec(mode_name).scale_tokens:
-        return azl_inputs(tokens, eps_x, dtype)
-    return plain_inputs(tokens, dtype)
 
 
 # Initialisation
@@ -711,102 +603,6 @@ def sgd_chunk(
     return int(n_steps), losses[: order.shape[0]]
 
 
-# Step-size scale
-
-
-def ntk_trace(
-    m: int,
-    L: int,  # noqa: N803
-    eps_x: float,
-    positions,
-    lam: float = 1.0,
-    *,
-    mode: str = "azl",
-    trained: Iterable[str] = ("W",),
-    d: int = 1,
-    x_sq_norms=None,
-) -> float:
-    """Expected per-sample trace of the gradient kernel of the trained matrices at init.
-
-    ``T = sum over scored positions j and outputs s of E||d(lam yhat_{j,s})/d theta||^2`` for
-    the ReLU cell at a gain-``sqrt(2)`` init (azl, orthogonal or critical: all have
-    ``E||W v||^2 = 2||v||^2``, so ``chi_1 = 1``), ``A ~ N(0, 2/m)``, ``B ~ N(0, b_var/d)``.
-    Wide limit ([INFER + NUM]; the derivation below, docs/model.md), 1-based ``j`` and ``t``::
-
-        q_t = ||h_t||^2 = sum_{s<=t} n_s,   n_s = ||x_s||^2
-        T_W = lam^2 (b_var m / 2) sum_j sum_{t=1}^{j-1} q_t
-        T_A = lam^2 (b_var m / 2) sum_j q_j
-        T_B = lam^2 d sum_j q_j
-
-    Derivation: ``d y_{j,s}/dW = sum_t D_t h_{t-1}^T`` with ``D_t = dy_{j,s}/de_t``; at
-    ``chi_1 = 1`` backpropagation keeps ``E||D_t||^2 = ||B_s||^2 / 2 = b_var m / (2 d)`` at
-    every lag, and the cross terms ``t != t'`` vanish in the wide limit; likewise for ``A``
-    with ``x_t`` in place of ``h_{t-1}``; ``d(lam y_{j,s})/dB = lam e_s h_j^T``. The input
-    norms ``n_s`` follow ``mode``: azl ``(1, eps^2, ..., eps^2)``, pg21
-    ``(1, eps^2, ..., eps^2, 1)``, plain ``(1, ..., 1)`` (unit tokens, ``eps_x`` ignored),
-    unless ``x_sq_norms`` (length ``L``) gives them: pass the mean ``||x_t||^2`` of the encoded
-    inputs when a position is empty (the AZL concept's token 0 is zero, which the plain
-    encoding passes through). For other cells or gains use :func:`empirical_ntk_trace`.
-
-    A per-sample SGD step changes that sample's outputs by ``-eta K r`` with
-    ``lambda_max(K) <= trace(K)``, so ``eta = lr / T`` is stable for ``lr < 2`` in the kernel
-    regime, whatever ``m``, ``L`` and ``lam``. Like the theory's
-    ``eta = Theta(1/(eps rho^2 m))``, it scales as ``1/(m L^2)`` (up to log factors).
-    """
-    md = mode_spec(mode)
-    tW, tA, tB = _trained_flags(trained)
-    if x_sq_norms is not None:
-        n = np.asarray(x_sq_norms, dtype=np.float64)
-        if n.shape != (L,):
-            raise ValueError(f"x_sq_norms must have shape ({L},), got {n.shape}")
-    else:
-        n = np.full(L, 1.0 if md.name == "plain" else eps_x**2)
-        n[0] = 1.0 if md.start_token else n[0]
-        n[-1] = 1.0 if md.end_token else n[-1]
-    q = np.cumsum(n)  # q[t-1] = q_t, 1-based t
-    cum_q = np.concatenate([[0.0], np.cumsum(q)])  # cum_q[k] = sum_{t<=k} q_t
-    pos = np.asarray(positions, dtype=np.int64)  # 0-based position p is 1-based j = p + 1
-    total = 0.0
-    if tW:
-        total += md.b_var * m / 2.0 * cum_q[pos].sum()  # sum_{t=1}^{j-1} q_t = cum_q[j-1]
-    if tA:
-        total += md.b_var * m / 2.0 * q[pos].sum()
-    if tB:
-        total += d * q[pos].sum()
-    return float(lam**2 * total)
-
-
-def empirical_ntk_trace(
-    p: RNNParams,
-    X: np.ndarray,
-    positions,
-    lam: float = 1.0,
-    *,
-    trained: Iterable[str] = ("W",),
-    K: int | None = None,  # noqa: N803
-) -> float:
-    """Measured per-sample trace of the gradient kernel of the ``trained`` matrices.
-
-    ``mean over the samples of X of sum over scored positions j and outputs s of
-    ||d(lam yhat_{j,s})/d theta||^2`` (squared Frobenius norms summed over the trained
-    matrices), exact for the given weights: each gradient is that of
-    ``0.5 ||yhat_j - Y_j||^2`` with ``Y = yhat - e_s`` at position ``j`` alone, whose residual
-    is ``e_s``. Costs ``len(positions) * d`` forward-backward passes per sample; a few
-    samples suffice (the per-sample scatter is small at large ``m``).
-    """
-    X = _as_inputs(p, X)
-    Yhat = forward(p, X, lam)
-    total = 0.0
-    for k in range(X.shape[0]):
-        for j in np.asarray(positions, dtype=np.int64):
-            for s in range(p.d):
-                Y = Yhat[k : k + 1].copy()
-                Y[0, j, s] -= 1.0
-                _, g = loss_and_grad(p, X[k : k + 1], Y, lam, [j], trained=trained, K=K)
-                total += sum(_sq_norm(a) for a in g if a is not None)
-    return total / X.shape[0]
-
-
 # Internal helpers
 
 
@@ -918,3 +714,13 @@ def warmup(dtypes=("float64",)) -> None:
             loss_and_grad(p, X, Y, positions=[2], K=1)
             sgd_chunk(p, X, Y, 0.0, positions=[2])
             sgd_chunk(p, X, Y, 0.0, positions=[2], trained=("A",), K=1)
+
+
+# The NTK trace (the step-size scale) lives in rnn_trace, and uses the functions above.
+from .rnn_trace import empirical_ntk_trace, ntk_trace  # noqa: E402
+
+__all__ = ["AZL_W_VAR", "BATCH_MIN", "CELLS", "DTYPES", "INITS", "MODES", "PARAM_NAMES",
+           "PATHS", "Mode", "RNNGrad", "RNNParams", "azl_inputs", "empirical_ntk_trace",
+           "encode_inputs", "forward", "init_params", "input_dim", "loss_and_grad",
+           "mode_spec", "ntk_trace", "orthogonal", "pg21_inputs", "plain_inputs",
+           "scored_positions", "sgd_chunk", "states", "w_var", "warmup"]
