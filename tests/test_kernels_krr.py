@@ -185,3 +185,23 @@ def test_monomial_least_squares_recovers_a_polynomial(rng, multilinear):
     assert model.ridge == 0.0
     validated = classical.fit_monomial(X, Y, 2, multilinear=multilinear, ridges=(0.0, 1e-3))
     assert validated.ridge in (0.0, 1e-3)
+
+
+def test_one_selection_rule_for_every_kernel_learner():
+    """krr.choose is the rule krr.fit, fit_gram, fit_features and random_features use:
+    the smallest validation score wins, ties go to the larger ridge, a candidate that cannot
+    be fitted scores inf, and no fittable candidate is an error."""
+    from numpy.linalg import LinAlgError
+
+    from pacsim.kernels import krr
+
+    scores = [2.0, 1.0, 1.0, float("nan")]
+    cands = [({"b": 1}, 0.0), ({"b": 1}, 1e-3), ({"b": 2}, 1e-2), ({"b": 3}, 1.0)]
+    i, records = krr.choose(cands, lambda i: scores[i])
+    assert i == 2 and [r.val_mse for r in records] == [2.0, 1.0, 1.0, float("inf")]
+
+    def fails(i):
+        raise LinAlgError("singular")
+
+    with pytest.raises(LinAlgError, match="no \\(parameters, ridge\\)"):
+        krr.choose(cands, fails)

@@ -195,28 +195,41 @@ class Selection:
     val_mse: float
 
 
+def choose(candidates, score) -> tuple[int, tuple[Selection, ...]]:
+    """The one rule every kernel learner chooses its hyper-parameters by: score each
+    ``(params, ridge)`` of ``candidates`` with ``score(i)``, ``i`` its index (a validation
+    MSE; a candidate
+    that cannot be fitted, or scores NaN/inf, scores inf) and take the smallest score, ties
+    going to the larger ridge. Returns the index of the choice and every scored candidate;
+    :class:`LinAlgError` if none could be fitted."""
+    records, best = [], (np.inf, -np.inf, None)  # (score, ridge, index)
+    for i, (params, ridge) in enumerate(candidates):
+        try:
+            s = float(score(i))
+        except LinAlgError:
+            s = np.inf
+        s = s if np.isfinite(s) else np.inf
+        records.append(Selection(dict(params), float(ridge), s))
+        if s < best[0] or (s == best[0] and ridge > best[1]):
+            best = (s, float(ridge), i)
+    if best[2] is None or not np.isfinite(best[0]):
+        raise LinAlgError("no (parameters, ridge) candidate could be fitted")
+    return best[2], tuple(records)
+
+
 def _select(grams, Y2, ridges, val_fraction, seed):
     """Score every (params, ridge) on the validation split; return (best index, ridge, records)."""
-    n = Y2.shape[0]
-    fi, vi = split(n, val_fraction, seed)
-    records = []
-    best = (np.inf, -np.inf, None)  # (mse, ridge, index)
-    for gi, (params, K) in enumerate(grams):
-        Kff, Kvf = _sub(K, fi, fi), _sub(K, vi, fi)
-        for r in ridges:
-            try:
-                alpha, _ = _fit_alpha(Kff, Y2[fi], r)
-                score = mse(_predict(Kvf, alpha), Y2[vi])
-            except LinAlgError:
-                score = np.inf
-            if not np.isfinite(score):
-                score = np.inf
-            records.append(Selection(dict(params), float(r), score))
-            if score < best[0] or (score == best[0] and r > best[1]):
-                best = (score, float(r), gi)
-    if best[2] is None:
-        raise LinAlgError("no (parameters, ridge) candidate could be fitted")
-    return best[2], best[1], tuple(records)
+    fi, vi = split(Y2.shape[0], val_fraction, seed)
+    subs = [(_sub(K, fi, fi), _sub(K, vi, fi)) for _, K in grams]
+    which = [(gi, float(r)) for gi in range(len(grams)) for r in ridges]
+
+    def score(i):
+        gi, r = which[i]
+        Kff, Kvf = subs[gi]
+        return mse(_predict(Kvf, _fit_alpha(Kff, Y2[fi], r)[0]), Y2[vi])
+
+    i, records = choose([(grams[gi][0], r) for gi, r in which], score)
+    return which[i][0], which[i][1], records
 
 
 @dataclass(frozen=True)
@@ -359,18 +372,8 @@ def fit_features(
     if F.ndim != 2 or F.shape[0] != Y2.shape[0]:
         raise ValueError(f"F must have shape ({Y2.shape[0]}, p), got {F.shape}")
     fi, vi = split(F.shape[0], val_fraction, seed)
-    records = []
-    best = (np.inf, -np.inf)
-    for r in ridges:
-        try:
-            score = mse(F[vi] @ ridge_coef(F[fi], Y2[fi], float(r)), Y2[vi])
-        except LinAlgError:
-            score = np.inf
-        score = score if np.isfinite(score) else np.inf
-        records.append(Selection({}, float(r), score))
-        if score < best[0] or (score == best[0] and r > best[1]):
-            best = (score, float(r))
-    if not np.isfinite(best[0]):
-        raise LinAlgError("no ridge could be fitted")
-    coef = ridge_coef(F, Y2, best[1])
-    return FeatureModel(best[1], coef, tuple(records), squeeze)
+    rs = [float(r) for r in ridges]
+    i, records = choose([({}, r) for r in rs],
+                        lambda i: mse(F[vi] @ ridge_coef(F[fi], Y2[fi], rs[i]), Y2[vi]))
+    ridge = records[i].ridge
+    return FeatureModel(ridge, ridge_coef(F, Y2, ridge), records, squeeze)

@@ -106,23 +106,17 @@ def fit_readouts(blocks, ridges, val_fraction: float, seed: int):
     """
     n = blocks[0][0].shape[0]
     fit, val = krr.split(n, val_fraction, seed)
-    best = (np.inf, -np.inf)
-    for ridge in ridges:
-        try:
-            err = sum(krr.mse(_rows(F[val]) @ _coef(F[fit], T[fit], ridge), _rows(T[val]))
-                      for F, T in blocks)
-        except LinAlgError:
-            err = np.inf
-        err = err if np.isfinite(err) else np.inf
-        if err < best[0] or (err == best[0] and ridge > best[1]):
-            best = (err, float(ridge))
-    if not np.isfinite(best[0]):
-        raise LinAlgError("no ridge could be fitted")
-    coefs = [_coef(F, T, best[1]) for F, T in blocks]
+    rs = [float(r) for r in ridges]
+    i, records = krr.choose(
+        [({}, r) for r in rs],
+        lambda i: sum(krr.mse(_rows(F[val]) @ _coef(F[fit], T[fit], rs[i]), _rows(T[val]))
+                      for F, T in blocks))
+    ridge, val_mse = records[i].ridge, records[i].val_mse
+    coefs = [_coef(F, T, ridge) for F, T in blocks]
     if not all(np.isfinite(coef).all() for coef in coefs):
-        raise LinAlgError(f"the readout refitted with the chosen ridge {best[1]:g} on all "
+        raise LinAlgError(f"the readout refitted with the chosen ridge {ridge:g} on all "
                           f"{n} samples is not finite")
-    return coefs, best[1], best[0]
+    return coefs, ridge, val_mse
 
 
 def _rows(A: np.ndarray) -> np.ndarray:
