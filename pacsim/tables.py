@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import samples
+from . import neps
 
 #: Prefixes of the flattened config columns of results.parquet.
 CONFIG_PREFIXES = ("concept.", "model.", "train.")
@@ -199,7 +199,7 @@ def n_eps_table(
 
     This is the one place N_eps is computed: ``pacsim sweep`` (``sample_complexity.parquet``),
     ``pacsim report``, ``pacsim plot`` and ``analysis/`` all call it on ``results.parquet``.
-    Each cell's bootstrap generator derives from its ``cell_id`` (:func:`samples.boot_rng`).
+    Each cell's bootstrap generator derives from its ``cell_id`` (:func:`neps.boot_rng`).
 
     ``censored_by`` says why a censored cell stopped (None when it is not censored):
     ``"failed"`` (a run raised an error), ``"max_wall_s"`` (runs stopped by the wall-time
@@ -216,8 +216,8 @@ def n_eps_table(
     for cell in cells["cell"]:
         a = arrays[int(cell)]
         part = results[results["cell"] == cell]
-        rng = samples.boot_rng(ids[int(cell)], a.seeds)
-        est = samples.n_eps(a.err, a.val, a.ns, a.lrs, eps, n_boot=n_boot, ci=ci, rng=rng)
+        rng = neps.boot_rng(ids[int(cell)], a.seeds)
+        est = neps.n_eps(a.err, a.val, a.ns, a.lrs, eps, n_boot=n_boot, ci=ci, rng=rng)
         st = status.get(int(cell), {})
         cap = float(part["n_cap"].iloc[0]) if "n_cap" in part else float(a.ns.max())
         rows.append({"n_eps": est.n_eps, "ci_lo": est.ci_lo, "ci_hi": est.ci_hi,
@@ -289,8 +289,8 @@ def boot_n_eps(results: pd.DataFrame, eps: float, *, n_boot: int = 1000, seed: i
 def resampled_n_eps(a: CellData, idx: np.ndarray, eps: float) -> np.ndarray:
     """N_eps of cell ``a`` for every row of seed positions ``idx`` (B, S): shape (B,)."""
     val = a.val[:, idx] if a.err.shape[0] > 1 else a.val  # one step size: val is not read
-    med = samples.selected_median(a.err[:, idx], val)[0]
-    return samples.first_reached(med, a.ns, eps)
+    med = neps.selected_median(a.err[:, idx], val)[0]
+    return neps.first_reached(med, a.ns, eps)
 
 
 def learning_curves(results: pd.DataFrame, keys: list[str] | None = None,
@@ -322,7 +322,7 @@ def learning_curves(results: pd.DataFrame, keys: list[str] | None = None,
     steps = results.groupby(["cell", "n"])["steps"].first() if "steps" in results else None
     out = []
     for cell, a in arrays.items():
-        med, choice = samples.selected_median(a.err, a.val)
+        med, choice = neps.selected_median(a.err, a.val)
         chosen = np.where(np.isnan(a.err), np.inf, a.err)[choice, :, np.arange(len(a.ns))]
         q25, q75 = np.quantile(chosen, [0.25, 0.75], axis=1, method="inverted_cdf")
         c = cells.loc[cell]

@@ -120,9 +120,9 @@ def _coverage(reps, level, rho, rng, *, b=1.5, seeds=11, n_boot=200):
     """Fraction of ``reps`` simulated sweeps whose bootstrap CI on the exponent covers ``b``.
 
     Built on arrays rather than tables for speed; the same library functions compute the
-    N_eps (:func:`pacsim.samples` steps), the joint resamples and the fit.
+    N_eps (:func:`pacsim.neps` steps), the joint resamples and the fit.
     """
-    from pacsim import samples
+    from pacsim import neps
 
     Ls = np.array([4.0, 8.0, 16.0, 32.0])
     a, sigma, eps = 4.0, 0.3, 0.5
@@ -135,7 +135,7 @@ def _coverage(reps, level, rho, rng, *, b=1.5, seeds=11, n_boot=200):
         err = eps * N[:, None, :, None] / ns  # (J, R=1, S, K)
         cells = [tables.CellData(e, np.full_like(e, np.nan), ns, np.array([1.0]),
                                  np.arange(seeds)) for e in err]
-        point = np.array([samples.first_reached(samples.selected_median(c.err, c.val)[0], ns, eps)
+        point = np.array([neps.first_reached(neps.selected_median(c.err, c.val)[0], ns, eps)
                           for c in cells])
         assert np.isfinite(point).all()
         idx = rng.integers(0, seeds, size=(n_boot, seeds))
@@ -295,14 +295,14 @@ def test_ratio_table_with_bounds():
 
 def test_n_eps_table_matches_the_sweep_table(tmp_path):
     """Recomputed from results.parquet, N_eps and its CI equal the sweep's own table."""
-    from pacsim import samples
+    from pacsim import neps
 
     res = make_results({"rnn": 1.0}, Ls=(4, 8), seeds=[3, 1, 2])
     nt = tables.n_eps_table(res, 0.5, n_boot=100)
     for cell, df in res.groupby("cell"):
         err = df.pivot(index="seed", columns="n", values="test_nmse").loc[[3, 1, 2]].to_numpy()
         rng = np.random.default_rng(np.random.SeedSequence([cell, 3, 1, 2]))
-        est = samples.n_eps(err[None], np.full((1, *err.shape), np.nan),
+        est = neps.n_eps(err[None], np.full((1, *err.shape), np.nan),
                             np.sort(df["n"].unique()), [1.0], 0.5, n_boot=100, rng=rng)
         row = nt.loc[nt["cell"] == cell].iloc[0]
         assert (row["n_eps"], row["ci_lo"], row["ci_hi"]) == (est.n_eps, est.ci_lo, est.ci_hi)

@@ -23,7 +23,7 @@ from pacsim.executors import (
     _Timeout,
     run_task,
 )
-from pacsim.samples import BisectionSearch
+from pacsim.neps import BisectionSearch
 from pacsim.store import RunDir, RunDirBusy
 from pacsim.sweep import _Progress, sweep_status
 

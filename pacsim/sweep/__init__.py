@@ -4,7 +4,7 @@ Work units are single training runs (:func:`pacsim.train.run`), keyed by a conte
 everything that determines their numbers (:func:`pacsim.store.run_id`). Each cell has a planner
 that says which sample sizes to evaluate next: the online protocol needs one run per seed and
 step size (the checkpointed curve); the finite protocol brackets N_eps on a geometric grid and
-then bisects (:class:`pacsim.samples.BisectionSearch`), launching the runs of many cells at
+then bisects (:class:`pacsim.neps.BisectionSearch`), launching the runs of many cells at
 once. Every finished run is written atomically to ``units/<run id>.json`` the moment it
 finishes, so a killed sweep loses only the runs in flight, and a re-run trains only what is
 missing; the tables are rebuilt from the unit files, so they are the same however often the

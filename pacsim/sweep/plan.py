@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import learners, samples
+from .. import learners, neps
 from ..config import RunSpec, SweepConfig, geometric_grid
 from ..store import run_id
 
@@ -287,7 +287,7 @@ class _OnlinePlanner:
         return 0 if self._done else 1
 
 
-class _FinitePlanner(samples.BisectionSearch):
+class _FinitePlanner(neps.BisectionSearch):
     """Finite protocol: bracket then bisect; a step not reached because runs hit the
     wall-time cap ends the search (larger N only takes longer)."""
 
@@ -367,5 +367,5 @@ def _outcome(cfg: SweepConfig, batch: list[Unit], records: dict) -> tuple[bool, 
         if row is not None:
             i, j = lrs.index(u.choice), seeds.index(u.seed)
             err[i, j, 0], val[i, j, 0] = row["test_nmse"], row["val_nmse"]
-    med, _ = samples.selected_median(err, val)
+    med, _ = neps.selected_median(err, val)
     return bool(med[0] <= cfg.target.eps), timed_out

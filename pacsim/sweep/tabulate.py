@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import learners, samples, tables
+from .. import learners, neps, tables
 from ..config import RunSpec, SweepConfig, section_label
 from .plan import Unit, _cap_name, _n_cap, _steps, cell_id
 
@@ -74,7 +74,7 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
         if len(choices) == 1:
             continue
         err, val, ns = _cell_arrays(part, choices, list(cfg.seeds))
-        _, choice = samples.selected_median(err, val)
+        _, choice = neps.selected_median(err, val)
         pick = {n: choices[c] for n, c in zip(ns.tolist(), choice.tolist(), strict=True)}
         mine = list(zip(part["train.lr"], _wd_column(part), strict=True))
         df.loc[part.index, "lr_selected"] = [pick[n][0] for n in part["n"]]
@@ -82,7 +82,7 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
         df.loc[part.index, "lr_chosen"] = [c == pick[n] for c, n in zip(mine, part["n"],
                                                                           strict=True)]
         # the papers' rule, for comparison with their tables only: best median TEST error
-        _, by_test = samples.selected_median(err, err)
+        _, by_test = neps.selected_median(err, err)
         papers = {n: choices[c] for n, c in zip(ns.tolist(), by_test.tolist(), strict=True)}
         df.loc[part.index, "papers_rule_best_by_test"] = [
             c == papers[n] for c, n in zip(mine, part["n"], strict=True)]
@@ -153,8 +153,8 @@ def _point_n_eps(cfg: SweepConfig, spec: RunSpec, units: list[Unit], records: di
                          "val_nmse": r.get("val_nmse", np.inf)})
     table = pd.DataFrame(rows)
     err, val, ns = _cell_arrays(table, _choices(table), list(cfg.seeds))
-    med, _ = samples.selected_median(err, val)
-    return float(samples.first_reached(med, ns, cfg.target.eps))
+    med, _ = neps.selected_median(err, val)
+    return float(neps.first_reached(med, ns, cfg.target.eps))
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

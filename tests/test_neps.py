@@ -3,7 +3,7 @@
 import numpy as np
 import numpy.testing as npt
 
-from pacsim.samples import BisectionSearch, n_eps, selected_median
+from pacsim.neps import BisectionSearch, n_eps, selected_median
 
 NS = np.array([10, 20, 40, 80, 160])
 
