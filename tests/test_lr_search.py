@@ -219,3 +219,11 @@ def test_lr_warmup_rescales_the_step_by_the_trace_after_warm_up():
     assert warm.info["train_info.eta_after_warmup"] == pytest.approx(warm.eta * scale,
                                                                      rel=1e-12)
     assert "train_info.lr_rescale" not in plain.info
+
+
+def test_a_weight_decay_list_does_not_multiply_closed_form_cells(tmp_path):
+    raw = {**WD, "name": "wdk", "grid": {"model": [{"kind": "mlp2", "m": 16}, {"kind": "ntk"}]}}
+    out = run_sweep(parse_sweep(raw), out=tmp_path, workers=1, progress=False)
+    res = pd.read_parquet(tmp_path / "wdk" / "results.parquet")
+    assert (res["model.kind"] == "ntk").sum() == 3  # one run per seed, whatever the list
+    assert out.n_runs == 3 + 2 * 3 * 3

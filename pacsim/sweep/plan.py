@@ -142,7 +142,7 @@ class _Search:
                 per_batch = len({u.lr for u in done}) if done else AUTO_LR_GUESS
                 n += len(self.cfg.seeds) * (cell in self.waiting)
             batches = p.max_left() - (cell in self.waiting)
-            n += max(0, batches) * len(self.cfg.seeds) * per_batch
+            n += max(0, batches) * len(self.cfg.seeds) * per_batch * len(self._by_wd(cell))
         return n
 
     def _batch(self, cell: int, n: int) -> list[Unit]:
@@ -173,7 +173,8 @@ class _Search:
         cell's own when it is one number)."""
         spec = self.cells[cell][1]
         wds = spec.train.weight_decays
-        if not isinstance(spec.train.weight_decay, tuple):
+        if not isinstance(spec.train.weight_decay, tuple) or not learners.LEARNERS[
+                spec.model.kind].SGD:  # closed-form learners have no weight decay
             return [(spec, self._dumps[cell])]
         out = []
         for wd in wds:
@@ -191,6 +192,8 @@ def _validates(spec: RunSpec) -> bool:
     """Whether the runs of a cell record the validation error: it chooses their step size
     (a list, or a search) or their stopping epoch (``patience``)."""
     tc = spec.train
+    if not learners.LEARNERS[spec.model.kind].SGD:
+        return False
     return (tc.lr_search != "fixed" or len(tc.weight_decays) > 1
             or (tc.patience is not None and tc.protocol == "finite"))
 
