@@ -96,3 +96,38 @@ def link_arg_rms(w: np.ndarray, scale: float) -> float:
     var = 0.75 * np.sum(np.square(w[..., :-1]), axis=(-2, -1)) / (d_x - 1)
     mean = 0.5 * np.sum(w[..., -1], axis=-1)
     return float(scale) * float(np.sqrt(np.mean(var + mean**2)))
+
+
+class HalfSphereTarget:
+    """What the AZLL targets (``azll2``, ``azll3``) share: inputs ``x = (sqrt(3)/2 u, 1/2)``
+    with ``u`` uniform on the sphere, ``d_in`` from ``w1``, ``d`` from ``a``, optional label
+    noise. A subclass (a frozen dataclass with ``w1``, ``a``, ``noise``) defines
+    :meth:`labels`."""
+
+    kind = "vector"
+    positions = None
+
+    @property
+    def d_in(self) -> int:
+        return self.w1.shape[1]
+
+    @property
+    def d(self) -> int:
+        return self.a.shape[0]
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` samples (nested in ``n``): x (n, d_in) with last coordinate 1/2, f(x) (n, d)."""
+        raw = rng.standard_normal((n, self.d_in - 1 + self.d))
+        x = half_tokens(raw[:, : self.d_in - 1])
+        Y = self.labels(x)
+        if self.noise > 0:
+            Y += self.noise * raw[:, self.d_in - 1:]
+        return x, Y
+
+
+def unit_scale(raw, d_in: int, rng: np.random.Generator) -> float:
+    """The ``c`` of ``normalize = "unit"``: ``1 / sqrt(mean over outputs of E raw(x)^2)``,
+    estimated on ``N_NORMALISE`` half-sphere inputs drawn from ``rng`` (1 if that is 0)."""
+    x = half_tokens(rng.standard_normal((N_NORMALISE, d_in - 1)))
+    ms = float(np.mean(raw(x) ** 2))
+    return float(1.0 / np.sqrt(ms)) if ms > 0 else 1.0

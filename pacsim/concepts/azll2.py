@@ -29,13 +29,13 @@ from pydantic import Field, field_validator, model_validator
 from .._config_base import Frozen, NonNegFloat, PosFloat
 from . import persist
 from ._common import (
-    N_NORMALISE,
     AnyLinkName,
+    HalfSphereTarget,
     class_complexity,
     coefficients,
-    half_tokens,
     per_unit,
     unit_rows,
+    unit_scale,
 )
 from .base import ConceptFamily
 from .links import link
@@ -79,7 +79,7 @@ class Config(Frozen):
 
 
 @dataclass(frozen=True, eq=False)
-class AZLL2Concept:
+class AZLL2Concept(HalfSphereTarget):
     """A sampled two-layer target.
 
     Attributes
@@ -100,28 +100,9 @@ class AZLL2Concept:
     cfg: Any = field(default=None, compare=False)
 
     family = "azll2"
-    kind = "vector"
-    positions = None
-
-    @property
-    def d_in(self) -> int:
-        return self.w1.shape[1]
-
-    @property
-    def d(self) -> int:
-        return self.a.shape[0]
 
     def labels(self, x: np.ndarray) -> np.ndarray:
         return self.c * _raw(x, self.w1, self.w2, self.a, self.links, self.scale)
-
-    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` samples (nested in ``n``): x (n, d_in) with last coordinate 1/2, f(x) (n, d)."""
-        raw = rng.standard_normal((n, self.d_in - 1 + self.d))
-        x = half_tokens(raw[:, : self.d_in - 1])
-        Y = self.labels(x)
-        if self.noise > 0:
-            Y += self.noise * raw[:, self.d_in - 1:]
-        return x, Y
 
     def info(self) -> dict[str, float | int | str]:
         """Theorem 1's quantities: C_eps(phi, 1) and C_s(phi, 1) (AZLL's (i+1)^1.75; log10, max
@@ -153,9 +134,7 @@ def make(cfg: Config, rng: np.random.Generator) -> AZLL2Concept:
     links = per_unit(cfg.links, p)
     c = 1.0
     if cfg.normalize == "unit":
-        x = half_tokens(rng.standard_normal((N_NORMALISE, d_in - 1)))
-        ms = float(np.mean(_raw(x, w1, w2, a, links, cfg.scale) ** 2))
-        c = 1.0 / np.sqrt(ms) if ms > 0 else 1.0
+        c = unit_scale(lambda x: _raw(x, w1, w2, a, links, cfg.scale), d_in, rng)
     return AZLL2Concept(w1=w1, w2=w2, a=a, links=links, scale=float(cfg.scale), c=float(c),
                         noise=float(cfg.noise), cfg=cfg)
 

@@ -35,14 +35,14 @@ from pydantic import Field, field_validator, model_validator
 from .._config_base import Frozen, NonNegFloat, PosFloat
 from . import complexity, persist
 from ._common import (
-    N_NORMALISE,
     AnyLinkName,
+    HalfSphereTarget,
     _log10,
     class_complexity,
     coefficients,
-    half_tokens,
     per_unit,
     unit_rows,
+    unit_scale,
 )
 from .base import ConceptFamily
 from .links import link
@@ -97,7 +97,7 @@ class Config(Frozen):
 
 
 @dataclass(frozen=True, eq=False)
-class AZLL3Concept:
+class AZLL3Concept(HalfSphereTarget):
     """A sampled three-layer target.
 
     Attributes
@@ -125,28 +125,9 @@ class AZLL3Concept:
     cfg: Any = field(default=None, compare=False)
 
     family = "azll3"
-    kind = "vector"
-    positions = None
-
-    @property
-    def d_in(self) -> int:
-        return self.w1.shape[1]
-
-    @property
-    def d(self) -> int:
-        return self.a.shape[0]
 
     def labels(self, x: np.ndarray) -> np.ndarray:
         return self.c * _raw(self, x)
-
-    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` samples (nested in ``n``): x (n, d_in) with last coordinate 1/2, f(x) (n, d)."""
-        raw = rng.standard_normal((n, self.d_in - 1 + self.d))
-        x = half_tokens(raw[:, : self.d_in - 1])
-        Y = self.labels(x)
-        if self.noise > 0:
-            Y += self.noise * raw[:, self.d_in - 1:]
-        return x, Y
 
     def info(self) -> dict[str, float | int | str]:
         """Inner C_eps(phi, 1), C_s(phi, 1); outer C_eps(Phi, sqrt(p2) C_eps(phi, 1)) and
@@ -212,10 +193,8 @@ def make(cfg: Config, rng: np.random.Generator) -> AZLL3Concept:
                            scale_inner=float(cfg.scale_inner), scale_outer=float(cfg.scale_outer),
                            form=cfg.form, c=1.0, noise=float(cfg.noise), cfg=cfg)
     if cfg.normalize == "unit":
-        x = half_tokens(rng.standard_normal((N_NORMALISE, d_in - 1)))
-        ms = float(np.mean(_raw(concept, x) ** 2))
-        c = 1.0 / np.sqrt(ms) if ms > 0 else 1.0
-        concept = dataclasses.replace(concept, c=float(c))
+        c = unit_scale(lambda x: _raw(concept, x), d_in, rng)
+        concept = dataclasses.replace(concept, c=c)
     return concept
 
 
