@@ -1,0 +1,13 @@
+"""Theory beside measurement (docs/theory.md).
+
+* :mod:`~pacsim.theory.curves`: the spectral learning curve of kernel ridge regression
+  (Bordelon, Canatar & Pehlevan 2020; Canatar, Bordelon & Pehlevan 2021; Simon et al. 2021);
+* :mod:`~pacsim.theory.spectrum`: kernel spectra and target coefficients, estimated from a
+  Gram matrix of fresh samples, or exact for dot-product kernels on the hypercube;
+* :mod:`~pacsim.theory.oracle`: the linearised-training oracle (the network linearised at its
+  initialisation, trained by full-batch gradient descent, in closed form).
+"""
+
+from . import curves, oracle, spectrum
+
+__all__ = ["curves", "oracle", "spectrum"]
