@@ -5,9 +5,14 @@
 * :mod:`~pacsim.theory.spectrum`: kernel spectra and target coefficients, estimated from a
   Gram matrix of fresh samples, or exact for dot-product kernels on the hypercube;
 * :mod:`~pacsim.theory.oracle`: the linearised-training oracle (the network linearised at its
-  initialisation, trained by full-batch gradient descent, in closed form).
+  initialisation, trained by full-batch gradient descent, in closed form);
+* :mod:`~pacsim.theory.run`: ``pacsim theory RUN_DIR``, predictions for every kernel cell of a
+  run folder, written to ``theory.parquet``; :mod:`~pacsim.theory.summary` reads them back.
+
+Only ``curves`` and ``spectrum`` (NumPy and SciPy) are imported with the package; import
+``oracle``, ``run`` and ``summary`` by name.
 """
 
-from . import curves, oracle, spectrum
+from . import curves, spectrum
 
-__all__ = ["curves", "oracle", "spectrum"]
+__all__ = ["curves", "spectrum"]

@@ -68,7 +68,9 @@ def from_gram(G, Y, K_out=None, Y_out=None) -> Spectrum:
         raise ValueError(f"Gram {G.shape} does not fit labels {Y.shape}")
     w, U = np.linalg.eigh((G + G.T) / (2.0 * M))
     w, U = w[::-1], U[:, ::-1]
-    w = np.clip(w, 0.0, None)  # rounding leaves eigenvalues of order -1e-16 trace(G)/M
+    # eigh's error is about M * machine eps * the largest eigenvalue: below 10x that an
+    # eigenvalue is rounding (e.g. the null space of a rank-m random-features kernel), zero
+    w = np.where(w > 10 * M * np.finfo(float).eps * max(float(w[0]), 0.0), w, 0.0)
     coef = U.T @ Y
     power = np.sum(coef**2, axis=1) / M
     if K_out is None:
@@ -139,7 +141,12 @@ def predict_nmse(spectra: Sequence[Spectrum], Ns, ridge: float, label_var: float
                 raise ValueError("side='out' needs a spectrum estimated with held-out samples")
             M = len(s.eigenvalues)
             for i, (kap, e0) in enumerate(zip(c.kappa, c.E0, strict=True)):
-                h = s.proj @ (s.coef / (M * (s.eigenvalues + kap))[:, None])
+                # kappa = 0 (interpolation, N >= rank): the pseudo-inverse, dropping the
+                # eigenvalues at rounding level (1e-12 of the largest; eigh's error ~1e-16 M)
+                den = M * (s.eigenvalues + kap)
+                keep = den > 1e-12 * M * float(s.eigenvalues.max(initial=0.0))
+                inv = np.divide(1.0, den, out=np.zeros_like(den), where=keep)
+                h = s.proj @ (s.coef * inv[:, None])
                 resid = float(np.mean(np.sum((s.Y_out - h) ** 2, axis=1)))
                 total[i] += e0 * resid + (e0 - 1) * noise * s.n_outputs
         else:
@@ -174,7 +181,8 @@ class Estimate:
 
 def estimate(draw: Callable[[int], tuple], kernel: Callable, Ns, ridges: Sequence[float], *,
              M0: int = 256, M_max: int = 4096, tol: float = 0.1,
-             max_fraction: float = 0.5, floor: float = 0.01) -> Estimate:
+             max_fraction: float = 0.5, floor: float = 0.01,
+             check: Sequence[float] | None = None) -> Estimate:
     """Predicted learning curves from estimated spectra, doubling ``M`` until they are tight.
 
     Parameters
@@ -194,6 +202,10 @@ def estimate(draw: Callable[[int], tuple], kernel: Callable, Ns, ridges: Sequenc
         normalised error under 1% of the label variance is below every target pacsim sweeps
         at); or until the next doubling would exceed ``M_max`` (then ``stable`` says whether
         (b) held).
+    check : sequence of float, optional
+        The ridges whose predictions (b) and ``spread`` look at (default: all; e.g. only the
+        ridges a run chose, since the interpolating ridge 0 near ``N = M / 2`` is the last to
+        become tight and may not matter).
     """
     Ns = np.asarray(Ns, dtype=np.float64)
     ridges = tuple(float(r) for r in ridges)
@@ -201,6 +213,8 @@ def estimate(draw: Callable[[int], tuple], kernel: Callable, Ns, ridges: Sequenc
         raise ValueError(f"need 2 <= M0 and 2 M0 <= M_max, got M0={M0}, M_max={M_max}")
     if not 0 < tol or not 0 < max_fraction < 1:
         raise ValueError("tol must be > 0 and max_fraction in (0, 1)")
+    rows = np.array([check is None or any(math.isclose(r, c, rel_tol=1e-12) for c in check)
+                     for r in ridges], dtype=bool)
     M = M0
     while True:
         inputs, Y = draw(2 * M)
@@ -217,7 +231,7 @@ def estimate(draw: Callable[[int], tuple], kernel: Callable, Ns, ridges: Sequenc
                 hi[r, ok] = predict_nmse(spectra, Ns[ok], ridge, label_var, side="out")
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.abs(np.log(hi / lo))
-        use = np.isfinite(hi) & (hi >= floor)
+        use = np.isfinite(hi) & (hi >= floor) & rows[:, None]
         spread = float(np.max(np.where(np.isfinite(ratio[use]), ratio[use], np.inf),
                               initial=0.0))
         stable = spread <= math.log1p(tol)
