@@ -148,7 +148,10 @@ def predict_nmse(spectra: Sequence[Spectrum], Ns, ridge: float, label_var: float
                 inv = np.divide(1.0, den, out=np.zeros_like(den), where=keep)
                 h = s.proj @ (s.coef * inv[:, None])
                 resid = float(np.mean(np.sum((s.Y_out - h) ** 2, axis=1)))
-                total[i] += e0 * resid + (e0 - 1) * noise * s.n_outputs
+                if math.isfinite(e0):
+                    total[i] += e0 * resid + (e0 - 1) * noise * s.n_outputs
+                else:  # N = rank without a ridge: the variance term diverges
+                    total[i] += math.inf if resid + noise > 0 else 0.0
         else:
             raise ValueError(f"side must be 'in' or 'out', got {side!r}")
         n_out += s.n_outputs

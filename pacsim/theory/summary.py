@@ -113,7 +113,7 @@ def comparison(table: pd.DataFrame, theory: pd.DataFrame, eps: float) -> pd.Data
         else:
             continue
         rows.append(row)
-    return pd.DataFrame(rows).fillna("")
+    return pd.DataFrame(rows).astype(object).fillna("")
 
 
 def _n(v) -> str:
