@@ -5,8 +5,11 @@ the kernel written in its Mercer form ``K(x, x') = sum_k lambda_k phi_k(x) phi_k
 ``E[phi_k phi_l] = delta_kl`` under the input distribution, and the target
 ``f*(x) = sum_k v_k phi_k(x)`` (plus label noise of variance ``sigma^2``). The omniscient-risk
 (replica / eigenlearning) prediction of the expected test error (Bordelon, Canatar & Pehlevan
-2020, arXiv 2002.02561, eqs. 7-8; Canatar, Bordelon & Pehlevan 2021, Nat. Commun. 12:2914,
-eqs. 3-4; in the form of Simon, Dickens, Karkada & DeWeese, arXiv 2110.03922, eqs. 8-10):
+2020, "Spectrum dependent learning curves in kernel regression and wide neural networks",
+arXiv 2002.02561; Canatar, Bordelon & Pehlevan 2021, Nat. Commun. 12:2914, arXiv 2006.13198;
+written here in the "eigenlearning" form of Simon, Dickens, Karkada & DeWeese, arXiv
+2110.03922, whose test MSE also counts the test labels' noise, ``E0 (... + sigma^2)``; pacsim's
+clean-target form below is that minus ``sigma^2``):
 
 * ``kappa > 0`` solves ``sum_k lambda_k / (lambda_k + kappa) + delta / kappa = N``;
 * the learnability of mode ``k`` is ``L_k = lambda_k / (lambda_k + kappa)``;

@@ -1,15 +1,16 @@
 """Kernel spectra and target coefficients: estimated from samples, or exact on the hypercube.
 
-**Estimate** (Canatar, Bordelon & Pehlevan 2021, Nat. Commun. 12:2914, Methods, "kernel
-eigenvalues from data"): the Mercer eigenvalues of a kernel under the input distribution are
-approximated by those of the Gram matrix of ``M`` fresh samples divided by ``M``; its
-eigenvectors ``u_k`` give the eigenfunctions at the samples, ``phi_k(x_i) ~ sqrt(M) u_ki``, so
-the target's coefficients are ``v_k = <u_k, y> / sqrt(M)`` and ``sum_k v_k^2 = |y|^2 / M`` (the
-labels' second moment, all of it in the ``M`` modes). :func:`estimate` doubles ``M`` until the
-predicted curve moves by less than a stated tolerance (docs/theory.md).
+**Estimate**: the Mercer eigenvalues of a kernel under the input distribution are
+approximated by those of the Gram matrix of ``M`` fresh samples divided by ``M`` (they converge
+to them as ``M`` grows: Koltchinskii & Gine 2000, Bernoulli 6(1), "Random matrix approximation
+of spectra of integral operators"); its eigenvectors ``u_k`` give the eigenfunctions at the
+samples, ``phi_k(x_i) ~ sqrt(M) u_ki``, so the target's coefficients are
+``v_k = <u_k, y> / sqrt(M)`` and ``sum_k v_k^2 = |y|^2 / M`` (the labels' second moment, all of
+it in the ``M`` modes). :func:`estimate` doubles ``M`` until the in-sample and held-out versions
+of the prediction agree within a stated tolerance (:func:`predict_nmse`, docs/theory.md).
 
 **Exact** (O'Donnell, *Analysis of Boolean Functions*, 2014, ch. 1; Yang & Salman 2019, arXiv
-1907.10599, section 3): a kernel ``K(x, x') = k(<x, x'>)`` on the uniform hypercube
+1907.10599, "A fine-grained spectral perspective on neural networks"): a kernel ``K(x, x') = k(<x, x'>)`` on the uniform hypercube
 ``{-1, 1}^d`` has the parities ``chi_S(x) = prod_{i in S} x_i`` as eigenfunctions, and the
 eigenvalue of the ``C(d, |S|)`` parities of degree ``|S|`` is
 ``mu_|S| = 2^-d sum_x k(<x, 1>) chi_S(x) = 2^-d sum_w k(d - 2w) Kr_w(|S|)``, the sum over the
