@@ -10,8 +10,9 @@ run itself chose at that ``n`` and seed (``fit.ridge``) is marked ``chosen``.
 
 ``theory.parquet``: one row per (cell, seed, n, ridge) with ``pred`` (the prediction), ``lo``
 and ``hi`` (in-sample and held-out estimates, which bracket it), ``M``, ``spread`` and
-``stable`` (the estimate's check, over the ridges the run chose), ``chosen``; and a row per cell that has no prediction with
-``note`` saying why (SGD learners; joint kernels ``blocks = "full"``; the shared RNN readout).
+``stable`` (the estimate's check, over the ridges the run chose), ``chosen``; and a row per
+cell that has no prediction with ``note`` saying why (SGD learners; joint kernels
+``blocks = "full"``; the shared RNN readout).
 Cells whose learner chooses a kernel parameter on validation (``gaussian``) are predicted at
 the median of the chosen bandwidth factors (``fit.bandwidth_factor``) times the median
 distance of the fresh samples.

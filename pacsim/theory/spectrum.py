@@ -10,9 +10,10 @@ it in the ``M`` modes). :func:`estimate` doubles ``M`` until the in-sample and h
 of the prediction agree within a stated tolerance (:func:`predict_nmse`, docs/theory.md).
 
 **Exact** (O'Donnell, *Analysis of Boolean Functions*, 2014, ch. 1; Yang & Salman 2019, arXiv
-1907.10599, "A fine-grained spectral perspective on neural networks"): a kernel ``K(x, x') = k(<x, x'>)`` on the uniform hypercube
-``{-1, 1}^d`` has the parities ``chi_S(x) = prod_{i in S} x_i`` as eigenfunctions, and the
-eigenvalue of the ``C(d, |S|)`` parities of degree ``|S|`` is
+1907.10599, "A fine-grained spectral perspective on neural networks"): a kernel
+``K(x, x') = k(<x, x'>)`` on the uniform hypercube ``{-1, 1}^d`` has the parities
+``chi_S(x) = prod_{i in S} x_i`` as eigenfunctions, and the eigenvalue of the ``C(d, |S|)``
+parities of degree ``|S|`` is
 ``mu_|S| = 2^-d sum_x k(<x, 1>) chi_S(x) = 2^-d sum_w k(d - 2w) Kr_w(|S|)``, the sum over the
 Hamming weight ``w`` of ``x`` (its number of -1 coordinates), with the Krawtchouk polynomial
 ``Kr_w(j) = sum_i (-1)^i C(j, i) C(d - j, w - i)``: the sum of ``chi_S`` over the points of
@@ -271,9 +272,9 @@ def hypercube_eigenvalues(kernel: Callable, d: int, scale: float = 1.0):
     """Exact eigenvalues of a dot-product kernel on the uniform cube ``{-scale, scale}^d``.
 
     ``kernel(X1, None) -> (n1, n1)`` (the Gram matrix) must depend on ``<x, x'>`` only (every
-    point of the cube has the same norm, so any kernel of the distance qualifies too). Returns ``(mu, mult)``:
-    ``mu[j]`` the eigenvalue of the ``mult[j] = C(d, j)`` parities of degree ``j``, for
-    ``j = 0..d`` (module docstring). Sums of integers times kernel values are accumulated
+    point of the cube has the same norm, so any kernel of the distance qualifies too). Returns
+    ``(mu, mult)``: ``mu[j]`` the eigenvalue of the ``mult[j] = C(d, j)`` parities of degree
+    ``j``, for ``j = 0..d`` (module docstring). Sums of integers times kernel values are accumulated
     with ``math.fsum`` (exactly rounded), so cancellation costs nothing beyond the rounding
     of each kernel value.
     """
