@@ -126,3 +126,44 @@ def test_kernel_of_refuses_joint_kernels():
     learner = learners.make(rntk.Config(blocks="full"), concept, np.random.default_rng(0))
     with pytest.raises(theory_run.NoTheory, match="joint kernel"):
         theory_run.kernel_of(learner)
+
+
+@pytest.mark.parametrize("kind, extra", [
+    ("ntk", {"depth": 2}),
+    ("nngp", {}),
+    ("poly", {"degree": 3}),
+    ("gaussian", {"bandwidths": [1.0]}),
+    ("linear", {"degree": 2}),
+    ("rntk", {}),
+    ("entk", {"net": "rnn", "m": 16}),
+    ("entk", {"net": "mlp2", "m": 32}),
+    ("random_features", {"net": "rnn", "m": 16}),
+    ("random_features", {"net": "mlp3", "m": 32}),
+])
+def test_kernel_of_is_the_kernel_the_learner_fits(kind, extra):
+    """KRR with the kernel the theory decomposes and pacsim's relative ridge gives exactly the
+    learner's own predictions (one ridge on the grid, so no selection): the spectra, ridges
+    and outputs the theory uses are those of the fit it predicts. Tolerance: two Cholesky or
+    least-squares solves of 30 x 30 systems, ~1e-12 relative; 1e-8 leaves room for
+    conditioning."""
+    from pacsim import concepts, learners
+    from pacsim.concepts import azl, scored
+    from pacsim.kernels import krr
+
+    concept = concepts.make(azl.Config(L=4, d_x=3), np.random.default_rng(0))
+    cfg = learners.LEARNERS[kind].Config(kind=kind, ridges=[1e-3], **extra)
+    learner = learners.make(cfg, concept, np.random.default_rng(1))
+    X, Y = concept.sample(50, np.random.default_rng(2))
+    inputs = learner.encode(X)
+    tr, te = inputs[:30], inputs[30:]
+    learner.fit(tr, Y[:30], np.random.default_rng(3))
+    k = theory_run.kernel_of(learner)
+    K, Kt = k(tr), k(te, tr)
+    T = scored(concept, Y[:30]).reshape(30, -1)
+    if K.ndim == 2:
+        pred = Kt @ krr.solve(K, T, 1e-3)[0]
+    else:
+        pred = np.stack([Kt[:, :, c] @ krr.solve(K[:, :, c], T[:, c], 1e-3)[0]
+                         for c in range(T.shape[1])], axis=1)
+    own = learner.predict(te).reshape(len(te), -1)
+    np.testing.assert_allclose(pred, own, rtol=1e-8, atol=1e-8 * np.abs(own).max())

@@ -110,6 +110,9 @@ def comparison(table: pd.DataFrame, theory: pd.DataFrame, eps: float) -> pd.Data
             row["ridge"] = p["basis"]
         elif cell in notes.index:
             row["N_eps predicted"] = f"none: {notes.loc[cell]}"
+        elif cell in set(theory["cell"]):  # predicted, but no evaluated n within M / 2
+            M = theory.loc[theory["cell"] == cell, "M"].max()
+            row["N_eps predicted"] = f"none: every evaluated n is beyond M / 2 (M = {M:g})"
         else:
             continue
         rows.append(row)
