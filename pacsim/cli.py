@@ -154,6 +154,31 @@ def report(run_dir, eps):
         click.echo(str(p))
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Predict for the first SEEDS seeds of the sweep (their targets and "
+                   "networks); the spread over them is kept.")
+@click.option("--m-max", type=click.IntRange(min=64), default=2048, show_default=True,
+              help="Largest number M of fresh samples whose Gram matrix estimates the "
+                   "spectrum (M doubles from 256 until the estimate is tight); predictions "
+                   "reach n <= M/2.")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=0.1,
+              show_default=True,
+              help="The estimate is tight when its held-out and in-sample predictions agree "
+                   "within a factor 1 + TOL.")
+def theory(run_dir, seeds, m_max, tol):
+    """Predict the learning curve of every kernel cell of RUN_DIR from the spectral theory of
+    kernel ridge regression (docs/theory.md) and write RUN_DIR/theory.parquet. `pacsim plot`
+    and `pacsim report` then show predicted curves and N_eps beside the measured ones."""
+    from .theory.run import write_theory
+
+    with _user_errors():
+        path = write_theory(run_dir, seeds=seeds, M0=min(256, m_max // 2), M_max=m_max,
+                            tol=tol, log=lambda line: click.echo(line, err=True))
+    click.echo(str(path))
+
+
 class _user_errors:
     """Turn a :class:`PacsimError` into a one-line ``Error: ...`` and exit status 1."""
 

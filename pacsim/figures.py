@@ -110,23 +110,31 @@ def _with_sweep_table(table: pd.DataFrame, run_dir: Path, eps: float) -> pd.Data
                                                                               ignore_index=True)
 
 
-def make_figures(a: Analysis) -> dict:
+def make_figures(a: Analysis, theory: pd.DataFrame | None = None) -> dict:
     """The standard figures of an analysis, by file stem (see :data:`FIGURES`).
 
     Always: N_eps against the scaling variable (``n_eps_vs_L``; ``n_eps_by_cell`` when there is
     none) and ``test_error_vs_N``. When the sweep has SGD and kernel learners:
-    ``ratio_sgd_kernel_vs_L``. When it varies ``model.m``: ``n_eps_vs_m``.
+    ``ratio_sgd_kernel_vs_L``. When it varies ``model.m``: ``n_eps_vs_m``. With ``theory``
+    (``theory.parquet``, :mod:`pacsim.theory.run`): the predicted curves dashed beside the
+    measured ones in ``test_error_vs_N`` and the predicted N_eps beside the measured in
+    ``n_eps_vs_L``.
     """
     from . import plots
 
     figs = {}
     t = a.table
+    th_curves = th_n_eps = None
+    if theory is not None and len(theory):
+        from .theory.summary import theory_curves, theory_n_eps
+
+        th_curves, th_n_eps = theory_curves(theory), theory_n_eps(theory, a.eps)
     if a.x is not None:
-        figs[f"n_eps_vs_{_stem(a.x)}"] = plots.n_eps_vs(t, a.fits, a.x)
+        figs[f"n_eps_vs_{_stem(a.x)}"] = plots.n_eps_vs(t, a.fits, a.x, predicted=th_n_eps)
     else:
         figs["n_eps_by_cell"] = plots.n_eps_by_cell(t)
     censored = set(t.loc[t["censored"], "cell"])
-    figs["test_error_vs_N"] = plots.error_vs_n(a.curves, a.eps, censored)
+    figs["test_error_vs_N"] = plots.error_vs_n(a.curves, a.eps, censored, theory=th_curves)
     if len(a.ratios) and a.x is not None:
         figs[f"ratio_sgd_kernel_vs_{_stem(a.x)}"] = plots.ratio_vs(a.ratios, a.x, a.ci)
     with_m = t[t["model.m"].notna()] if "model.m" in t else t.iloc[:0]
@@ -149,9 +157,12 @@ def save_figures(figs: dict, folder: Path, formats=("png", "pdf")) -> list[Path]
 
 
 def write_figures(run_dir: str | Path, eps: float | None = None) -> list[Path]:
-    """Write the figures of :func:`make_figures` to ``RUN_DIR/figures/`` as PNG and PDF."""
+    """Write the figures of :func:`make_figures` to ``RUN_DIR/figures/`` as PNG and PDF (with
+    the predictions of ``RUN_DIR/theory.parquet`` when it is there)."""
+    from .theory.summary import read_theory
+
     _, a = load_analysis(run_dir, eps)
-    return save_figures(make_figures(a), RunDir(run_dir).figures)
+    return save_figures(make_figures(a, read_theory(run_dir)), RunDir(run_dir).figures)
 
 
 def _stem(key: str) -> str:

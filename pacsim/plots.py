@@ -32,6 +32,10 @@ from .tables import fmt_exponent, fmt_value, line_keys, line_label, short_key
 CENSORED_LABEL = "censored: N_eps > n_max (not fitted)"
 _CENSORED_STYLE = {"marker": "^", "markerfacecolor": "none", "markersize": 10,
                    "markeredgewidth": 1.6, "linestyle": "none"}
+#: Legend text of the predicted curves and N_eps (``pacsim theory``; tests look for it).
+THEORY_LABEL = "theory: spectral KRR prediction (dashed)"
+_THEORY_STYLE = {"marker": "D", "markerfacecolor": "none", "markersize": 7,
+                 "markeredgewidth": 1.3, "linestyle": "--", "linewidth": 1.1}
 
 
 def _styled(draw):
@@ -48,7 +52,8 @@ def _styled(draw):
 
 
 @_styled
-def n_eps_vs(table: pd.DataFrame, fits: pd.DataFrame, x: str) -> Figure:
+def n_eps_vs(table: pd.DataFrame, fits: pd.DataFrame, x: str,
+             predicted: pd.DataFrame | None = None) -> Figure:
     """N_eps against ``x`` on log-log axes, one line per learner setting (and concept setting).
 
     Parameters
@@ -57,6 +62,10 @@ def n_eps_vs(table: pd.DataFrame, fits: pd.DataFrame, x: str) -> Figure:
         :func:`pacsim.tables.n_eps_table`.
     fits : DataFrame
         :func:`pacsim.tables.fit_exponents` against the same ``x`` (may be empty).
+    predicted : DataFrame, optional
+        :func:`pacsim.theory.run.theory_n_eps` (``cell``, ``n_eps_pred``): the predicted N_eps
+        of the cells that have one, drawn as open diamonds on a dashed line in the colour of
+        the measured line.
     """
     fig = Figure(figsize=(7.0, 4.8))
     ax = fig.subplots()
@@ -65,7 +74,7 @@ def n_eps_vs(table: pd.DataFrame, fits: pd.DataFrame, x: str) -> Figure:
     groups = list(drawn.groupby(keys, sort=True, dropna=False)) if keys else [((), drawn)]
     colors = sns.color_palette("colorblind", max(len(groups), 1))
     fit_by_line = fits.set_index("line") if len(fits) else None
-    any_censored = False
+    any_censored = any_theory = False
     for i, (color, (_, df)) in enumerate(zip(colors, groups, strict=False)):
         df = df.sort_values(x)
         name = line_label(df.iloc[0], keys, table)
@@ -87,6 +96,12 @@ def n_eps_vs(table: pd.DataFrame, fits: pd.DataFrame, x: str) -> Figure:
         if len(cens):
             any_censored = True
             ax.plot(cens[x].to_numpy(float) * dodge, cens["n_max"], color=color, **_CENSORED_STYLE)
+        if predicted is not None and len(predicted):
+            pr = df[["cell", x]].merge(predicted, on="cell").dropna(subset=["n_eps_pred"])
+            if len(pr):
+                ax.plot(pr[x].to_numpy(float) * dodge, pr["n_eps_pred"], **_THEORY_STYLE,
+                        color=color)
+                any_theory = True
     _budget_line(ax, table)
     _log_x(ax, table[x])
     ax.set_yscale("log")
@@ -94,7 +109,7 @@ def n_eps_vs(table: pd.DataFrame, fits: pd.DataFrame, x: str) -> Figure:
     ax.set_xlabel(_axis_name(x))
     ax.set_ylabel(_n_eps_ylabel(table))
     ax.set_title(f"Samples to reach normalised test error <= {table['eps'].iloc[0]:g}")
-    _legend(ax, any_censored)
+    _legend(ax, any_censored, any_theory)
     fig.tight_layout()
     return fig
 
@@ -129,11 +144,14 @@ def n_eps_by_cell(table: pd.DataFrame) -> Figure:
 
 
 @_styled
-def error_vs_n(curves: pd.DataFrame, eps: float, censored_cells=(), x: str = "n") -> Figure:
+def error_vs_n(curves: pd.DataFrame, eps: float, censored_cells=(), x: str = "n",
+               theory: pd.DataFrame | None = None) -> Figure:
     """Normalised test error against training samples: median over seeds with the IQR band.
 
     One panel per learner setting (when there are several), one line per cell; cells that
-    never reach ``eps`` say so in the legend.
+    never reach ``eps`` say so in the legend. ``theory``
+    (:func:`pacsim.theory.run.theory_curves`: ``cell``, ``n``, ``pred``): the predicted curve
+    of each cell that has one, dashed in the cell's colour.
     """
     order = curves.groupby("setting")["cell"].min().sort_values().index
     settings = [(name, curves[curves["setting"] == name]) for name in order]
@@ -147,6 +165,7 @@ def error_vs_n(curves: pd.DataFrame, eps: float, censored_cells=(), x: str = "n"
     top = float(finite.max()) * 2 if finite.size else 10.0
     censored_cells = set(censored_cells)
     for ax, (setting, df) in zip(axes.flat, settings, strict=False):
+        drew_theory = False
         cells = list(df.groupby("cell", sort=True))
         colors = sns.color_palette("viridis", max(len(cells), 1))
         for color, (cell, c) in zip(colors, cells, strict=True):
@@ -158,6 +177,14 @@ def error_vs_n(curves: pd.DataFrame, eps: float, censored_cells=(), x: str = "n"
             ax.plot(xs, med, color=color, label=label)
             ax.fill_between(xs, c["q25"].clip(upper=top), c["q75"].clip(upper=top), color=color,
                             alpha=0.18, linewidth=0)
+            on_n = x == "n" or not (c["steps"] > 0).all()  # the predictions are against n
+            th = theory[theory["cell"] == cell].dropna(subset=["pred"]).sort_values("n") \
+                if theory is not None and len(theory) and on_n else None
+            if th is not None and len(th):
+                ax.plot(th["n"], th["pred"].clip(upper=top), "--", color=color, linewidth=1.3)
+                drew_theory = True
+        if drew_theory:
+            ax.plot([], [], "--", color="0.3", label=THEORY_LABEL)
         ax.axhline(eps, color="k", linestyle="--", linewidth=1, label=f"eps = {eps:g}")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap
@@ -257,11 +284,14 @@ def _budget_line(ax, table: pd.DataFrame) -> None:
                label=f"budget n_max = {n_max:g}")
 
 
-def _legend(ax, censored: bool) -> None:
+def _legend(ax, censored: bool, theory: bool = False) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if censored:
         handles.append(Line2D([], [], color="0.3", **_CENSORED_STYLE))
         labels.append(CENSORED_LABEL)
+    if theory:
+        handles.append(Line2D([], [], color="0.3", **_THEORY_STYLE))
+        labels.append(THEORY_LABEL)
     _place_legend(ax, handles, labels)
 
 

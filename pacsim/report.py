@@ -54,20 +54,25 @@ class Report:
 def write_report(run_dir: str | Path, eps: float | None = None) -> tuple[Path, Path]:
     """Write ``RUN_DIR/report.md`` and ``RUN_DIR/report.html`` (and the figures they show, in
     ``RUN_DIR/figures/``); return the two paths."""
+    from .theory.summary import read_theory
+
     rd = RunDir(run_dir)
     results, a = load_analysis(rd.path, eps)
-    figs = make_figures(a)
+    theory = read_theory(rd.path)
+    figs = make_figures(a, theory)
     save_figures(figs, rd.figures)
     pngs = {name: (rd.figures / f"{name}.png").read_bytes() for name in figs}
-    report = build_report(rd.path, results, a, pngs)
+    report = build_report(rd.path, results, a, pngs, theory)
     md, page = rd.path / "report.md", rd.path / "report.html"
     write_atomic(md, to_markdown(report).encode())
     write_atomic(page, to_html(report).encode())
     return md, page
 
 
-def build_report(run_dir: Path, results: pd.DataFrame, a: Analysis, pngs: dict) -> Report:
-    """The report's blocks (no I/O but reading ``sweep.json``)."""
+def build_report(run_dir: Path, results: pd.DataFrame, a: Analysis, pngs: dict,
+                 theory: pd.DataFrame | None = None) -> Report:
+    """The report's blocks (no I/O but reading ``sweep.json``). ``theory``: the rows of
+    ``theory.parquet`` (``pacsim theory``), for the "Theory vs measurement" section."""
     cfg = _sweep_json(run_dir)
     name = cfg.get("name", run_dir.name) if cfg else run_dir.name
     r = Report(f"pacsim report: {name}")
@@ -133,6 +138,8 @@ def build_report(run_dir: Path, results: pd.DataFrame, a: Analysis, pngs: dict) 
                    "'<': the kernel is censored (an upper bound); '>': SGD is censored (a lower "
                    "bound). CI: joint bootstrap over seeds.")
         r.add("table", display_ratios(a.ratios))
+    if theory is not None and len(theory):
+        _theory_section(r, t, theory, a.eps)
 
     r.add("h2", "Figures")
     for stem, png in pngs.items():
@@ -349,6 +356,23 @@ def _what_was_run(r: Report, run_dir: Path, results: pd.DataFrame, cfg: dict | N
     if cfg:
         r.add("details", ("The sweep config as written (sweep.json; every default in docs/config.md)",
                              json.dumps(cfg, indent=2)))
+
+
+def _theory_section(r: Report, table: pd.DataFrame, theory: pd.DataFrame, eps: float) -> None:
+    from .theory.summary import comparison
+
+    r.add("h2", "Theory vs measurement")
+    seeds = theory["seed"].nunique() if "seed" in theory else 0
+    r.add("p", "Predicted N_eps of each kernel cell from the spectral learning-curve theory of "
+               "kernel ridge regression (Bordelon, Canatar & Pehlevan 2020, arXiv 2002.02561; "
+               "Simon et al. 2021, arXiv 2110.03922), the kernel's spectrum and the target's "
+               "coefficients estimated from the Gram matrix of M fresh samples "
+               f"(`theory.parquet`, written by `pacsim theory`; {seeds} seed(s), at the ridge "
+               "each run chose). Predicted N_eps is read on the same n grid as the measured "
+               "one; the range comes from the in-sample (optimistic) and held-out "
+               "(pessimistic) estimates. 'tight': they agree within the stated tolerance. "
+               "See docs/theory.md for when the prediction should hold.")
+    r.add("table", comparison(table, theory, eps))
 
 
 def _fit_sentence(f: pd.Series, a: Analysis) -> str:

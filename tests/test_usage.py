@@ -35,6 +35,7 @@ TINY = textwrap.dedent(
     [base.model]
     m = 8
     [base.train]
+    lr = 0.5
     n_test = 40
     [grid]
     "concept.L" = [3, 4]
@@ -112,6 +113,8 @@ REAL_CALLS = {
     "pacsim report": ([["report", "{run}"], ["report", "{run}", "--eps", "0.95"]],
                       lambda d: (d / "report.html").stat().st_size > 1000),
     "pacsim concepts": ([["concepts"], ["concepts", "azl"]], None),
+    "pacsim theory": ([["theory", "{run}", "--seeds", "1", "--m-max", "64"]],
+                      lambda d: (d / "theory.parquet").is_file()),
     "analysis/sample_complexity.py": (
         [["{run}"], ["{run}", "--eps", "0.95", "--n-boot", "100", "--ci", "0.9", "--x", "L"]],
         lambda d: (d / "analysis" / "fits.csv").is_file()),
