@@ -77,7 +77,7 @@ class TrainConfig(_Frozen):
     lr_start: PosFloat = 0.25  #: lr = "auto": the first step size tried (far below the edge)
     lr_factor: Annotated[float, Field(gt=1, le=16)] = 2.0  #: lr = "auto": grid ratio
     #: lr = "auto": the largest step size tried upwards (the search stops there if nothing
-    #: diverged, and says so: lr_search = "cap")
+    #: diverged; lr_edge is then NaN)
     lr_max: PosFloat = 4096.0
     #: lr = "auto": the smallest step size tried downwards (when the best is the smallest)
     lr_min: PosFloat = 1e-6

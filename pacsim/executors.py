@@ -393,7 +393,7 @@ class DaskExecutor:
         self._queue: collections.deque = collections.deque()  # (key, fn, arg) not submitted
         self._threads, self._threads_at = 1, -math.inf
         self._hard_timeout = hard_timeout
-        self._started: dict[str, float] = {}  # future key -> when it was submitted
+        self._started: dict[str, float] = {}  # future key -> when it was first seen running
         self._killed: set[str] = set()  # future keys whose worker was ended for overrunning
         try:
             if scheduler is None:
@@ -478,46 +478,57 @@ class DaskExecutor:
             fut = self.client.submit(fn, arg, key=f"pacsim-{key}-{time.monotonic_ns()}",
                                      pure=False)
             self._futures[fut.key] = (key, fut)
-            self._started[fut.key] = time.monotonic()  # at most one task per thread: it starts
             fut.add_done_callback(lambda f: self._done.put(f.key))
 
     def _until_overrun(self, timeout):
+        """Wake up in time for the next deadline (and at least every second while tasks wait
+        to start, to see them start)."""
         now = time.monotonic()
         left = [t + self._hard_timeout - now for k, t in self._started.items()
                 if k not in self._killed]
+        if len(self._started) < len(self._futures):
+            left.append(1.0)
         if not left:
             return timeout
         t = max(0.05, min(left))
         return t if timeout is None else min(t, timeout)
 
-    def _end_overruns(self) -> None:
-        """Restart (through its nanny) the worker of every task past the hard deadline; a
-        worker stuck in compiled code cannot answer anything else. Its task then fails, and
-        comes back as :class:`WorkerTimeout`. Without a nanny (an external cluster started
-        so), the task is cancelled and reported the same way; its worker finishes it."""
-        if self._hard_timeout is None:
-            return
-        now = time.monotonic()
-        late = [k for k, t in self._started.items()
-                if k not in self._killed and now - t > self._hard_timeout]
-        if not late:
-            return
+    def _processing(self) -> dict[str, str]:
+        """Future key -> address of the worker running it, from the scheduler."""
         where = {}
         with contextlib.suppress(Exception):
             for addr, keys in self.client.processing().items():
                 for k in keys:
                     where[k] = addr
+        return where
+
+    def _end_overruns(self) -> None:
+        """End every task past the hard deadline, counted from when the scheduler first
+        reported it running (a task waiting for a worker is not timed): cancel it, so that it
+        is never retried elsewhere, then restart its worker through its nanny (a worker stuck
+        in compiled code cannot do anything else). It comes back as :class:`WorkerTimeout`.
+        Without a nanny the worker finishes the cancelled task in the background. On a
+        cluster whose workers run several threads, the restart also ends the other tasks of
+        that worker (reported as worker deaths); pacsim's ``LocalCluster`` runs one thread per
+        worker."""
+        if self._hard_timeout is None or not self._futures:
+            return
+        now = time.monotonic()
+        where = self._processing()
+        for k in where:
+            if k in self._futures and k not in self._started:
+                self._started[k] = now
+        late = [k for k, t in self._started.items()
+                if k not in self._killed and now - t > self._hard_timeout]
         for k in late:
             self._killed.add(k)
+            _, fut = self._futures.get(k, (None, None))
+            if fut is not None and not fut.done():
+                fut.cancel()
             addr = where.get(k)
-            try:
-                if addr is None:
-                    raise RuntimeError("not processing")
-                self.client.restart_workers([addr], timeout=30, raise_for_error=True)
-            except Exception:  # noqa: BLE001 - no nanny, or the task just finished
-                _, fut = self._futures.get(k, (None, None))
-                if fut is not None and not fut.done():
-                    fut.cancel()
+            if addr is not None:
+                with contextlib.suppress(Exception):  # no nanny: nothing more to do
+                    self.client.restart_workers([addr], timeout=30, raise_for_error=True)
 
     def _outcome(self, fut):
         self._started.pop(fut.key, None)

@@ -221,7 +221,8 @@ def ratio_table(
             for _, k in df[~df["sgd"]].iterrows():
                 if not _same_model_keys(s, k, mk):
                     continue
-                r = boot[int(s["cell"])] / boot[int(k["cell"])]
+                with np.errstate(invalid="ignore"):  # both censored in a resample: inf/inf
+                    r = boot[int(s["cell"])] / boot[int(k["cell"])]
                 lo, hi = percentile_ci(r, ci, floor=0.0)
                 ns_, nk = s["n_eps"], k["n_eps"]
                 if s["censored"] and k["censored"]:

@@ -15,6 +15,12 @@ written by hand, so they cannot be forgotten:
 
 Rounding-level changes (a reordered sum) are below the probe's tolerance and do not change the
 version: such code reproduces stored runs up to floating-point rounding.
+
+The versions follow the code paths the probe runs: every learner kind, every concept family at
+its defaults, both protocols, early stopping, the step-size warm-up, both loss conventions,
+float32, the f0 options and eps_x rules, the momentum preset with weight decay. A change
+confined to a path the probe does not take (another setting of a concept, say) does not move
+them: add a probe entry for a path that matters.
 """
 
 from __future__ import annotations
@@ -49,6 +55,13 @@ def _probe_runs() -> list[tuple[str, dict]]:
     runs = [
         ("rnn-online", {"concept": _SEQ, "model": rnn, "train": online}),
         ("rnn-finite", {"concept": _SEQ, "model": rnn, "train": finite}),
+        ("rnn-finite-early", {"concept": _SEQ, "model": rnn,
+                              "train": {**finite, "patience": 1, "lr_warmup": 40,
+                                        "loss": "mse"}}),
+        ("rnn-float32", {"concept": _SEQ, "model": {**rnn, "dtype": "float32"},
+                         "train": online}),
+        ("rnn-f0", {"concept": _SEQ, "model": {**rnn, "f0": "symmetric",
+                                               "eps_x": "1/sqrt(L)"}, "train": online}),
         ("rnn-tanh", {"concept": _SEQ, "model": {**rnn, "cell": "tanh"}, "train": online}),
         ("rnn-minimal", {"concept": _SEQ, "model": {**rnn, "cell": "minimal"},
                          "train": online}),
@@ -62,6 +75,10 @@ def _probe_runs() -> list[tuple[str, dict]]:
         ("mlp2-momentum", {"concept": _VEC, "model": {"kind": "mlp2", "m": 16},
                            "train": {**finite, "optimizer": "momentum", "batch": 8,
                                      "lr_units": "raw", "lr": 0.01, "weight_decay": 1e-3}}),
+        ("resnet-momentum-mse", {"concept": _VEC, "model": {"kind": "resnet", "m": 16},
+                                 "train": {**finite, "optimizer": "momentum", "batch": 8,
+                                           "lr_units": "raw", "lr": 0.05, "loss": "mse",
+                                           "weight_decay": 1e-4}}),
     ]
     for kind in ("ntk", "nngp", "random_features", "poly", "gaussian", "linear"):
         runs.append((kind, {"concept": _VEC, "model": {"kind": kind}, "train": online}))

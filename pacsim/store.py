@@ -122,22 +122,6 @@ class RunDir:
         write_atomic(self.units / f"{record['id']}.json", text.encode(), durable=False)
         return json.loads(text)
 
-    def stale_codes(self, current: dict) -> dict[str, int]:
-        """How many stored runs were computed by code other than ``current``, by that code's
-        versions (``"numerics X, schema Y"``, or ``"pacsim before run versions"``). Unreadable
-        files are left to :meth:`load` (which reports and recomputes them)."""
-        out: dict[str, int] = {}
-        for uid in sorted(self.unit_ids()):
-            try:
-                code = json.loads((self.units / f"{uid}.json").read_bytes()).get("code")
-            except (OSError, ValueError, AttributeError):
-                continue
-            if code != current:
-                label = ("pacsim before run versions" if not isinstance(code, dict) else
-                         f"numerics {code.get('numerics')}, schema {code.get('schema')}")
-                out[label] = out.get(label, 0) + 1
-        return out
-
     def unit_ids(self) -> set[str]:
         """Ids of every stored run file (finished or not yet checked)."""
         try:

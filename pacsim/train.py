@@ -153,14 +153,18 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
             epochs = epoch + 1
             if stop is not None and stop.after_epoch(epochs):
                 break
-        if result.status == "ok":
+        if result.status == "ok" or (stop is not None and stop.best_epoch > 0):
+            # with early stopping, a run that diverged after its best epoch keeps that epoch's
+            # weights and is scored there (its status still says it diverged: the step size
+            # is past the stability edge)
             extra = {"epochs": epochs, "steps": epochs * N}
             if stop is not None:
                 stop.restore()
                 extra["best_epoch"] = stop.best_epoch
             train = _EvalSet(X, Y, concept, learner)
             extra["train_nmse"] = train.errors(learner, "train")["train_nmse"]
-            evaluate(N, float(np.mean(losses)) * loss_scale, extra=extra)
+            last = float(np.mean(losses)) * loss_scale if result.status == "ok" else math.nan
+            evaluate(N, last, extra=extra)
     result.info.update({f"learner_info.{k}": v for k, v in learner.info().items()})
     result.wall_s = time.perf_counter() - t0
     return result

@@ -357,3 +357,15 @@ def test_sample_complexity_script_fits_against_x(tmp_path, capsys):
     assert mod.main([str(tmp_path), "--eps", "0.5", "--x", "bogus"]) == 2
     err = capsys.readouterr().err
     assert "--x 'bogus'" in err and "concept.L" in err and "model.m" in err
+
+
+def test_ratio_of_two_cells_censored_in_a_resample_is_undefined_not_a_warning():
+    """An SGD cell and a kernel cell both censored (here: everywhere) give inf/inf in every
+    bootstrap resample: the ratio is undefined ('?'), its CI unbounded, and nothing warns
+    (pytest turns warnings into errors)."""
+    res = make_results({"rnn": 3.0, "rntk": 3.0}, Ls=(32,), seeds=range(5), a=1e6, n_max=64)
+    table = tables.n_eps_table(res, 0.5, n_boot=200)
+    assert table["censored"].all()
+    _, boot = tables.boot_n_eps(res, 0.5, n_boot=200)
+    ratios = tables.ratio_table(table, boot, ci=0.9)
+    assert len(ratios) == 1 and np.isnan(ratios["ratio"].iloc[0])

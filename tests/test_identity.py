@@ -67,8 +67,10 @@ def test_resume_after_a_numerics_change_recomputes_stale_runs(tmp_path, monkeypa
     lines = []
     again = run_sweep(cfg, out=tmp_path, workers=1, progress=False, on_stale=lines.append)
     assert again.n_stale == first.n_runs and again.n_trained == first.n_runs
-    assert len(lines) == 1 and f"{first.n_runs} stored runs were computed by other code" in \
-        lines[0] and "recomputing" in lines[0]
+    # one line before any work, counting what the replay of the searches found (the finite
+    # cell's later batches are found as its search moves on)
+    assert len(lines) == 1 and "stored runs were computed by other code" in lines[0]
+    assert "recomputing them, and any more the searches reach" in lines[0]
     res = pd.read_parquet(tmp_path / "ident" / "results.parquet")
     assert set(res["code_numerics"]) == {"0123456789ab"}  # never mixed
     for p in (tmp_path / "ident" / "units").iterdir():
@@ -124,3 +126,18 @@ def test_cli_reports_stale_runs_in_one_line(tmp_path):
     redo = runner.invoke(main, ["sweep", str(config), "--out", out, "--no-progress"])
     assert redo.exit_code == 0 and "(1 trained, 0 reused)" in redo.output
     assert "recomputing them" in redo.output
+
+
+def test_old_files_the_searches_do_not_reach_are_not_counted(tmp_path):
+    """A unit file of other code that no search asks for (another grid, an abandoned n) is
+    neither recomputed nor reported: the count is of the runs the sweep would use."""
+    cfg = parse_sweep({**TINY, "grid": {}})
+    run_sweep(cfg, out=tmp_path, workers=1, progress=False)
+    units = tmp_path / "ident" / "units"
+    rec = json.loads(next(units.iterdir()).read_text())
+    rec["id"] = "0" * 16
+    rec["code"] = {"numerics": "old", "schema": "old"}
+    (units / f"{'0' * 16}.json").write_text(json.dumps(rec))
+    lines = []
+    again = run_sweep(cfg, out=tmp_path, workers=1, progress=False, on_stale=lines.append)
+    assert again.n_stale == 0 and again.n_trained == 0 and lines == []

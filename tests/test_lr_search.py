@@ -227,3 +227,24 @@ def test_a_weight_decay_list_does_not_multiply_closed_form_cells(tmp_path):
     res = pd.read_parquet(tmp_path / "wdk" / "results.parquet")
     assert (res["model.kind"] == "ntk").sum() == 3  # one run per seed, whatever the list
     assert out.n_runs == 3 + 2 * 3 * 3
+
+
+def test_early_stopping_keeps_the_best_epoch_when_a_later_one_diverges(monkeypatch):
+    from pacsim.learners import rnn as rnn_learner
+
+    real = rnn_learner.RNNLearner.sgd_chunk
+    calls = []
+
+    def third_epoch_blows_up(self, inputs, Y, eta, order):
+        calls.append(1)
+        n_steps, losses = real(self, inputs, Y, eta, order)
+        if len(calls) == 3:  # as if the loss were not finite at its first step
+            return 0, losses[:0]
+        return n_steps, losses
+
+    monkeypatch.setattr(rnn_learner.RNNLearner, "sgd_chunk", third_epoch_blows_up)
+    res = train.run(RunSpec.model_validate(SPEC), seed=4, lr=1.0, checkpoints=[24])
+    assert res.status == "diverged" and res.diverged_step == 2 * 24 + 1
+    (row,) = res.rows  # scored at its best epoch, before the blow-up
+    assert row["epochs"] == 2 and 0 <= row["best_epoch"] <= 2
+    assert np.isfinite(row["test_nmse"]) and np.isfinite(row["val_nmse"])

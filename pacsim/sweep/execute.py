@@ -119,9 +119,7 @@ def run_sweep(
         write_atomic(run_dir.path / "sweep.json",
                      cfg.model_dump_json(indent=2, exclude_unset=True).encode())
         sweep = _Sweep(cfg, run_dir, retry_failed=retry_failed, keep_stale=keep_stale)
-        if sweep.n_stale and on_stale is not None:
-            on_stale(sweep.stale_message())
-        sweep.run(executor, workers, scheduler, progress)
+        sweep.run(executor, workers, scheduler, progress, on_stale)
         outcome = sweep.tabulate()
     outcome.n_stale = sweep.n_stale
     outcome.wall_s = time.perf_counter() - t0
@@ -193,13 +191,17 @@ class _Sweep:
         self.retry_failed = retry_failed
         self.keep_stale = keep_stale
         self.code = code_versions()
-        self.stale_codes = run_dir.stale_codes(self.code)  # read before any work
-        self.n_stale = sum(self.stale_codes.values())
+        self.stale: dict[str, str] = {}  # run id -> the other code's versions, as loaded
         self.records: dict[str, dict] = {}
         self.n_trained = 0
         self.executor_name = ""
         self._quiet = quiet
         self.search = _Search(cfg, self._load, self.records)
+
+    @property
+    def n_stale(self) -> int:
+        """Stored runs of other code that the searches asked for (recomputed, or kept)."""
+        return len(self.stale)
 
     def _load(self, unit: Unit) -> dict | None:
         """The stored record of ``unit`` if it counts as done (read from disk once)."""
@@ -207,6 +209,10 @@ class _Sweep:
         if rec is not None:
             return rec
         rec = self.run_dir.load(unit.id, repair=not self._quiet)
+        if rec is not None and not is_current(rec):
+            code = rec.get("code")
+            self.stale[unit.id] = ("pacsim before run versions" if not isinstance(code, dict) else
+                                   f"numerics {code.get('numerics')}, schema {code.get('schema')}")
         if rec is None or not self._still_valid(rec):
             return None
         self.records[unit.id] = rec
@@ -215,9 +221,14 @@ class _Sweep:
     def stale_message(self) -> str:
         """One line: how many stored runs are from other code, and what happens to them."""
         now = f"numerics {self.code['numerics']}, schema {self.code['schema']}"
-        other = "; ".join(f"{n} from {code}" for code, n in sorted(self.stale_codes.items()))
-        what = ("kept as they are (--keep-stale): their rows mix with today's" if self.keep_stale
-                else "recomputing them (pass --keep-stale to reuse them)")
+        counts: dict[str, int] = {}
+        for code in self.stale.values():
+            counts[code] = counts.get(code, 0) + 1
+        other = "; ".join(f"{n} from {code}" for code, n in sorted(counts.items()))
+        what = ("kept as they are, with any more the searches reach (--keep-stale): their rows "
+                "mix with today's" if self.keep_stale else
+                "recomputing them, and any more the searches reach (pass --keep-stale to reuse "
+                "them)")
         return (f"{self.run_dir.path}: {self.n_stale} stored runs were computed by other code "
                 f"({other}; today: {now}); {what}")
 
@@ -233,8 +244,10 @@ class _Sweep:
             return cap is not None and now is not None and now <= cap
         return True
 
-    def run(self, executor: str, workers, scheduler, progress) -> None:
+    def run(self, executor: str, workers, scheduler, progress, on_stale=None) -> None:
         todo = [u for cell in range(len(self.search.cells)) for u in self.search.advance(cell)]
+        if self.stale and on_stale is not None:  # found by the replay, before any work
+            on_stale(self.stale_message())
         bar = _Progress(self.cfg.name, progress)
         self._show(bar)
         if not todo:

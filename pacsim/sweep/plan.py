@@ -140,7 +140,7 @@ class _Search:
             if spec.train.lr == "auto" and learners.LEARNERS[spec.model.kind].SGD:
                 done = [u for u in p.units if u.checkpoints[-1] == p.units[-1].checkpoints[-1]]
                 per_batch = len({u.lr for u in done}) if done else AUTO_LR_GUESS
-                n += len(self.cfg.seeds) * (cell in self.waiting)
+                n += len(self.cfg.seeds) * len(self._by_wd(cell)) * (cell in self.waiting)
             batches = p.max_left() - (cell in self.waiting)
             n += max(0, batches) * len(self.cfg.seeds) * per_batch * len(self._by_wd(cell))
         return n
@@ -208,12 +208,15 @@ def _next_lr(spec: RunSpec, batch: list[Unit], records: dict) -> float | None:
     evaluated ``n`` the step size with the smallest median validation error is the smallest
     tried (a grid whose best value sits at its edge is not a result; the choice is made per
     ``n``) and is better than the next larger one by more than ``FLAT`` (relative), until
-    ``lr_min``; every step size diverging counts as the smallest winning. Reads only
-    validation errors and statuses.
+    ``lr_min``; every step size diverging counts as the smallest winning. A run that timed
+    out or failed ends the search (a budget or an error, not a step size, stopped it). Reads
+    only validation errors and statuses.
     """
     tc = spec.train
     if tc.lr != "auto" or not learners.LEARNERS[spec.model.kind].SGD:
         return None
+    if any(records[u.id]["result"]["status"] in ("timeout", "failed") for u in batch):
+        return None  # a budget or an error, not the step size: the cell's planner decides
     diverged, val = _lr_outcomes(batch, records, batch[0].checkpoints[-1])
     lrs = sorted(val)
     k = {lr: round(math.log(lr / tc.lr_start, tc.lr_factor)) for lr in lrs}
@@ -237,8 +240,8 @@ def _smallest_wins(val: dict[float, float]) -> bool:
     """Whether the smallest step size has the smallest median validation error, by more than
     ``FLAT`` over the next larger one (flat below: smaller steps would not be chosen either)."""
     lrs = sorted(val)
-    if not np.isfinite(val[lrs[0]]):
-        return len(lrs) > 0 and not any(np.isfinite(v) for v in val.values())
+    if not np.isfinite(val[lrs[0]]):  # unusable: go down only if nothing was usable (diverged)
+        return not any(np.isfinite(v) for v in val.values())
     best = min(lrs, key=lambda lr: (val[lr], lr))
     if best != lrs[0]:
         return False
