@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from pacsim.errors import PacsimError
-from pacsim.figures import read_results
+from pacsim.rundir import read_results
 from pacsim.tables import METRICS, learning_curves
 
 

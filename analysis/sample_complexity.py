@@ -28,13 +28,13 @@ from pathlib import Path
 import pandas as pd
 
 from pacsim.errors import PacsimError
-from pacsim.figures import load_analysis, read_results
+from pacsim.rundir import load_analysis, read_results
 from pacsim.tables import Analysis, display_fits, display_n_eps, display_ratios, short_key
 
 
 def summary(run_dir: str | Path, eps: float | None = None, *, n_boot: int | None = None,
             ci: float | None = None, x: str | None = None) -> Analysis:
-    """The analysis of a run folder (:func:`pacsim.figures.load_analysis`), with the power law
+    """The analysis of a run folder (:func:`pacsim.rundir.load_analysis`), with the power law
     fitted against ``x`` (see :func:`resolve_x`) when given."""
     if x is not None:
         x = resolve_x(read_results(run_dir), x)

@@ -4,7 +4,7 @@ The report says what was run (config, seeds, versions from the provenance column
 headline table (N_eps per cell with its CI, censored cells written ``> n_max``), the fitted
 exponents with their CIs, the SGD / kernel ratios, the figures, the censored cells and the
 runs that failed or diverged. Everything is computed from ``results.parquet``
-(:func:`pacsim.figures.load_analysis`).
+(:func:`pacsim.rundir.load_analysis`).
 
 ``report.md`` links the PNG files in ``figures/``; ``report.html`` embeds them (base64), so it
 can be mailed or archived alone. Both are rendered from one list of blocks.
@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .figures import FIGURES, load_analysis, make_figures, read_target, save_figures
+from .figures import FIGURES, make_figures, save_figures
+from .rundir import load_analysis, read_target
 from .store import RunDir, write_atomic
 from .tables import (
     Analysis,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 
 from pacsim import identity, store
 from pacsim.config import parse_sweep

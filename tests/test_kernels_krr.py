@@ -19,7 +19,6 @@ import functools
 import inspect
 
 import numpy as np
-import numpy.testing as npt
 import pytest
 from tolerance import assert_close
 

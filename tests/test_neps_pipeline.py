@@ -12,7 +12,7 @@ import pandas.testing as pdt
 
 from pacsim import tables
 from pacsim.config import parse_sweep
-from pacsim.figures import load_analysis
+from pacsim.rundir import load_analysis
 from pacsim.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]

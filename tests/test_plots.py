@@ -12,7 +12,8 @@ from test_analysis import make_results
 
 from pacsim import plots, tables
 from pacsim.cli import main
-from pacsim.figures import load_analysis, make_figures, save_figures
+from pacsim.figures import make_figures, save_figures
+from pacsim.rundir import load_analysis
 
 
 def run_folder(tmp_path, res, eps=0.5, n_boot=200):

@@ -156,7 +156,7 @@ def test_report_other_eps_and_errors(tmp_path):
 def test_cells_without_runs_are_listed(tmp_path):
     """A cell that the caps left without any run is only in sample_complexity.parquet: the
     report lists it as censored, with the cap that censored it."""
-    from pacsim.figures import load_analysis
+    from pacsim.rundir import load_analysis
 
     res = make_results({"rnn": 1.0}, Ls=(4, 8), n_max=2**10)
     folder = run_folder(tmp_path / "caps", res)

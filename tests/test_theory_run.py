@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from pacsim import plots
 from pacsim.cli import main
-from pacsim.figures import load_analysis, make_figures
+from pacsim.figures import make_figures
+from pacsim.rundir import load_analysis
 from pacsim.theory import run as theory_run
 from pacsim.theory import summary
 
