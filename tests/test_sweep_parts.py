@@ -19,10 +19,9 @@ from pacsim.executors import (
     LocalExecutor,
     WorkerDied,
     WorkerTimeout,
-    _deadline,
-    _Timeout,
     run_task,
 )
+from pacsim.executors.tasks import _deadline, _Timeout
 from pacsim.neps import BisectionSearch
 from pacsim.store import RunDir, RunDirBusy
 from pacsim.sweep import _Progress, sweep_status
