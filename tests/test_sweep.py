@@ -140,7 +140,10 @@ def test_dask_cluster_gives_the_same_tables_and_records_worker_deaths(swept, tmp
 
     cfg, path2, _, _, _ = swept
     monkeypatch.setenv("_PACSIM_TEST_HOOK", json.dumps({"crash_seeds": [99]}))
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          # one task per thread, as pacsim's own LocalCluster: a death costs
+                          # only the run that caused it
+                          "distributed.scheduler.worker-saturation": 1.0}), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                      host="127.0.0.1", dashboard_address=None) as cluster:
         o = run_sweep(cfg, out=tmp_path, progress=False, scheduler=cluster.scheduler_address)

@@ -51,6 +51,9 @@ class DaskExecutor:
                 env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV}
                 settings = {
                     "distributed.scheduler.allowed-failures": 0,
+                    # one task per worker thread (the default 1.1 lets a single-thread worker
+                    # hold two, and a worker death would then fail both)
+                    "distributed.scheduler.worker-saturation": 1.0,
                     "distributed.nanny.pre-spawn-environ": env,
                 }
                 with dask.config.set(settings), worker_env():
