@@ -1,4 +1,4 @@
-"""Kernel and NTK baselines on the same data as the trained networks (issue 5).
+"""Kernel and NTK baselines on the same data as the trained networks.
 
 Array-level, float64, no config. Modules (see ``docs/kernels.md``):
 
