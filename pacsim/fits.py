@@ -285,8 +285,10 @@ def analyze(
     _, boot = boot_n_eps(results, eps, n_boot=n_boot, seed=seed)
     fits = (fit_exponents(results, eps, x, ci=ci, table=table, boot=boot) if x
             else pd.DataFrame())
+    widths = (results.groupby("model.kind")["model.m"].nunique().max()
+              if "model.m" in keys and "model.kind" in results else 0)
     fits_m = (fit_exponents(results, eps, "model.m", ci=ci, table=table, boot=boot)
-              if "model.m" in keys else pd.DataFrame())
+              if widths > 1 else pd.DataFrame())  # some learner swept over its width
     return Analysis(eps=eps, ci=ci, x=x, keys=keys, table=table, fits=fits, fits_m=fits_m,
                     ratios=ratio_table(table, boot, ci=ci), curves=learning_curves(results, keys),
                     failures=failures(results))
