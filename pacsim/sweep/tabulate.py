@@ -69,11 +69,12 @@ def results_table(cfg: SweepConfig, cells, units: list[Unit], records: dict) -> 
     df["lr_selected"] = df["train.lr"].astype(float)
     df["wd_selected"] = _wd_column(df).astype(float)
     df["papers_rule_best_by_test"] = True
-    for _, part in df.groupby("cell", sort=False):
-        choices = _choices(part)
-        if len(choices) == 1:
+    for cell, a in tables.cell_arrays(df).items():
+        if len(a.lrs) == 1:
             continue
-        err, val, ns = _cell_arrays(part, choices, list(cfg.seeds))
+        part = df[df["cell"] == cell]
+        choices = list(zip(a.lrs.tolist(), a.wds.tolist(), strict=True))
+        err, val, ns = a.err, a.val, a.ns
         _, choice = neps.selected_median(err, val)
         pick = {n: choices[c] for n, c in zip(ns.tolist(), choice.tolist(), strict=True)}
         mine = list(zip(part["train.lr"], _wd_column(part), strict=True))
@@ -114,30 +115,10 @@ def sample_complexity_table(cfg: SweepConfig, cells, results: pd.DataFrame) -> p
     return pd.DataFrame(out)
 
 
-def _choices(df: pd.DataFrame) -> list[tuple[float, float]]:
-    """The (step size, weight decay) pairs run in a cell's rows, sorted."""
-    return sorted(set(zip(df["train.lr"], _wd_column(df), strict=True)))
-
-
 def _wd_column(df: pd.DataFrame) -> pd.Series:
     if "train.weight_decay" not in df:
         return pd.Series(0.0, index=df.index)
     return pd.to_numeric(df["train.weight_decay"], errors="coerce").fillna(0.0)
-
-
-def _cell_arrays(df: pd.DataFrame, lrs: list, seeds: list):
-    """``err``, ``val`` of shape (choices, seeds, n) and the sorted ``ns`` of one cell, for the
-    (step size, weight decay) pairs ``lrs`` (:func:`_choices`)."""
-    ns = np.array(sorted(df["n"].unique()))
-    err = np.full((len(lrs), len(seeds), len(ns)), np.nan)
-    val = np.full_like(err, np.nan)
-    index = {c: i for i, c in enumerate(lrs)}
-    r = np.array([index[c] for c in zip(df["train.lr"], _wd_column(df), strict=True)], dtype=int)
-    s = df["seed"].map({sd: i for i, sd in enumerate(seeds)}).to_numpy()
-    k = np.searchsorted(ns, df["n"].to_numpy())
-    err[r, s, k] = df["test_nmse"].to_numpy()
-    val[r, s, k] = df["val_nmse"].to_numpy()
-    return err, val, ns
 
 
 def _point_n_eps(cfg: SweepConfig, spec: RunSpec, units: list[Unit], records: dict) -> float:
@@ -151,10 +132,9 @@ def _point_n_eps(cfg: SweepConfig, spec: RunSpec, units: list[Unit], records: di
             rows.append({"n": n, "train.lr": u.lr, "train.weight_decay": u.wd, "seed": u.seed,
                          "test_nmse": r.get("test_nmse", np.inf),
                          "val_nmse": r.get("val_nmse", np.inf)})
-    table = pd.DataFrame(rows)
-    err, val, ns = _cell_arrays(table, _choices(table), list(cfg.seeds))
-    med, _ = neps.selected_median(err, val)
-    return float(neps.first_reached(med, ns, cfg.target.eps))
+    (a,) = tables.cell_arrays(pd.DataFrame(rows).assign(cell=0)).values()
+    med, _ = neps.selected_median(a.err, a.val)
+    return float(neps.first_reached(med, a.ns, cfg.target.eps))
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
