@@ -15,6 +15,10 @@ empirical NTK ``K = J J^T`` over (sample, output) pairs, the training residual o
 needs no inverse). It is the exact limit of the trained network when the width grows in the
 NTK parameterisation (Jacot et al. 2018, arXiv 1806.07572; Lee et al. 2019, Theorem 2.1), and
 the distance between the two measures how "lazy" a run is.
+
+Networks: the feed-forward nets of :mod:`pacsim.models.ff` (:func:`ff_oracle`, against
+:func:`ff_gd`) and pacsim's ReLU RNN (:func:`rnn_oracle`, against :func:`rnn_gd`: the joint
+kernel over (sample, scored position, output), the positions sharing ``W``).
 """
 
 from __future__ import annotations
@@ -24,9 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels import entk
-from ..models import ff
+from ..models import ff, rnn
 
-__all__ = ["Oracle", "linearised_gd", "ff_oracle", "ff_gd"]
+__all__ = ["Oracle", "linearised_gd", "ff_oracle", "ff_gd", "ff_kernel", "rnn_kernel",
+           "rnn_oracle", "rnn_gd", "rnn_eta"]
+
+#: Largest ``(rows, L, n2, L)`` input-Gram block of :func:`rnn_kernel`, in float64 entries
+#: (160 MB), as in :mod:`pacsim.learners.entk`.
+RNN_BLOCK = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -106,8 +115,9 @@ def linearised_gd(K, K_test, f0, f0_test, Y, eta: float, steps) -> Oracle:
     return Oracle(steps, np.array(train), np.array(test), float(eta * s.max(initial=0.0) / n))
 
 
-def _ff_kernel(p: ff.FFParams, X1, X2, rates: ff.Rates):
-    """The full (sample, output) eNTK of a feed-forward net at ``p`` with per-array rates."""
+def ff_kernel(p: ff.FFParams, X1, X2, rates: ff.Rates):
+    """The full (sample, output) eNTK (n1, n2, k, k) of a feed-forward net at ``p`` with
+    per-array rates (``X2 = None``: ``X1``)."""
     if p.arch == "resnet":
         train = {"W": (rates.W, rates.b1), "V": (rates.V, rates.b2)}
         for g, (a, b) in train.items():
@@ -134,8 +144,8 @@ def ff_oracle(p: ff.FFParams, X, Y, X_test, eta: float, steps,
     rates = ff.default_rates() if rates is None else rates
     X = np.asarray(X, dtype=np.float64)
     X_test = np.asarray(X_test, dtype=np.float64)
-    K = _ff_kernel(p, X, None, rates)
-    K_test = _ff_kernel(p, X_test, X, rates)
+    K = ff_kernel(p, X, None, rates)
+    K_test = ff_kernel(p, X_test, X, rates)
     return linearised_gd(K, K_test, ff.forward(p, X), ff.forward(p, X_test), Y, eta, steps)
 
 
@@ -161,4 +171,125 @@ def ff_gd(p: ff.FFParams, X, Y, X_test, eta: float, steps,
             t += 1
         train.append(ff.forward(q, X))
         test.append(ff.forward(q, X_test))
+    return Oracle(steps, np.array(train), np.array(test))
+
+
+# The RNN
+
+
+def _positions(positions, L: int) -> np.ndarray:
+    pos = np.arange(L) if positions is None else np.asarray(positions, dtype=np.int64).ravel()
+    if pos.size == 0 or pos.min() < 0 or pos.max() >= L:
+        raise ValueError(f"positions must be a non-empty subset of [0, {L})")
+    return pos
+
+
+def rnn_kernel(p: rnn.RNNParams, X1, X2=None, positions=None, lam: float = 1.0,
+               trained=("W",)) -> np.ndarray:
+    """The full eNTK of pacsim's ReLU RNN at ``p`` over (sample, output) pairs, an output
+    being a (scored position ``j``, coordinate ``s``) pair: shape ``(n1, n2, P d, P d)``,
+    output index ``a d + s`` for the ``a``-th of ``positions`` (``None``: all ``L``), the
+    layout of ``rnn.forward(p, X, lam)[:, positions].reshape(n, P d)``.
+
+    ``K[(x, js), (x', j's')] = sum over trained matrices M of <d(lam y_js(x))/dM,
+    d(lam y_j's'(x'))/dM>`` (:func:`pacsim.kernels.entk.rnn`, ``blocks = "full"``,
+    ``output = "full"``, no per-width scaling): the positions share ``W``, so the blocks
+    between positions are not zero and GD on the positions' summed loss couples them. Rows of
+    ``X1`` are taken in blocks so the input Gram stays under :data:`RNN_BLOCK` entries.
+    Cost ``O(n1 n2 (P L)^2 m)``."""
+    X1 = np.asarray(X1, dtype=np.float64)
+    X2_ = X1 if X2 is None else np.asarray(X2, dtype=np.float64)
+    n1, L = X1.shape[:2]
+    n2 = X2_.shape[0]
+    pos = _positions(positions, L)
+    P, d = pos.size, p.d
+
+    def k(A, B):
+        return entk.rnn(p, A, B, pos, lam=lam, train=tuple(trained), blocks="full",
+                        output="full")
+
+    rows = max(1, RNN_BLOCK // (L * n2 * L))
+    if rows >= n1:
+        K = k(X1, None if X2 is None else X2_)
+    else:
+        K = np.concatenate([k(X1[i:i + rows], X2_) for i in range(0, n1, rows)])
+    return K.transpose(0, 1, 2, 4, 3, 5).reshape(n1, n2, P * d, P * d)
+
+
+def rnn_eta(lr: float, p: rnn.RNNParams, X, positions=None, lam: float = 1.0,
+            trained=("W",)) -> float:
+    """The raw step of a step size ``lr`` in NTK-trace units (``train.lr_units = "ntk"``), as
+    :mod:`pacsim.learners.rnn` converts it: ``eta = lr / T``, ``T`` the per-sample trace of
+    the tangent kernel of the trained matrices (sum over the scored positions and output
+    coordinates of ``||d(lam y_js)/d theta||^2``), here measured on ``X`` by
+    :func:`pacsim.models.rnn.empirical_ntk_trace` (the learner measures it on 8 probe inputs,
+    or, for the ReLU cell at gain ``sqrt(2)`` with full BPTT, uses its wide-limit expectation
+    :func:`pacsim.models.rnn.ntk_trace`; ``learner.step_size(lr, "ntk")`` gives a run's
+    own). ``train.loss = "mse"`` multiplies a run's step by ``2 / (P d)`` on top of this."""
+    X = np.asarray(X)
+    pos = _positions(positions, X.shape[1])
+    T = rnn.empirical_ntk_trace(p, X.astype(p.dtype), pos, lam, trained=tuple(trained))
+    return float(lr) / T
+
+
+def rnn_oracle(p: rnn.RNNParams, X, Y, X_test, eta: float, steps, *, lam: float = 1.0,
+               trained=("W",), positions=None) -> Oracle:
+    """The linearised oracle of pacsim's ReLU RNN (:mod:`pacsim.models.rnn`, full BPTT) at its
+    weights ``p``, trained by full-batch GD with the raw step ``eta`` on
+
+        loss = (1/n) sum_i sum_{j in positions} 0.5 ||lam B h_j(x_i) - y_ij||^2,
+
+    the loss of :func:`pacsim.models.rnn.loss_and_grad` (mean over samples, sum over the
+    scored positions and output coordinates), every matrix of ``trained`` stepped by
+    ``eta`` times its gradient. ``eta`` is raw: a run's step in NTK units is
+    :func:`rnn_eta` (``lr / T``). ``X``: (n, L, d_in) encoded inputs, ``Y``: (n, L, d) labels
+    (the unscored positions are ignored, as by the loss). Reported at the scored positions:
+    ``train[i]`` (n, P d) and ``test[i]`` (n_test, P d), position-major
+    (:func:`rnn_kernel`); ``Oracle.test_nmse(Y_test[:, positions])``."""
+    X = np.asarray(X, dtype=np.float64)
+    X_test = np.asarray(X_test, dtype=np.float64)
+    pos = _positions(positions, X.shape[1])
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim != 3 or Y.shape[:2] != X.shape[:2] or Y.shape[2] != p.d:
+        raise ValueError(f"Y must have shape {(*X.shape[:2], p.d)}, got {Y.shape}")
+    n = len(X)
+    K = rnn_kernel(p, X, None, pos, lam, trained)
+    K_test = rnn_kernel(p, X_test, X, pos, lam, trained)
+
+    def out(Z):
+        return rnn.forward(p, Z.astype(p.dtype), lam)[:, pos].reshape(len(Z), -1)
+
+    return linearised_gd(K, K_test, out(X), out(X_test), Y[:, pos].reshape(n, -1), eta,
+                         steps)
+
+
+def rnn_gd(p: rnn.RNNParams, X, Y, X_test, eta: float, steps, *, lam: float = 1.0,
+           trained=("W",), positions=None) -> Oracle:
+    """The RNN itself trained by full-batch GD on ``(X, Y)`` (a copy of ``p``): each step
+    ``M <- M - eta * grad_M loss`` for ``M`` in ``trained``, with the loss and gradients of
+    :func:`pacsim.models.rnn.loss_and_grad` (full BPTT; the loss of :func:`rnn_oracle`),
+    reported like :func:`rnn_oracle`."""
+    pos = _positions(positions, np.asarray(X).shape[1])
+    names = tuple(trained)
+    q = p.copy()
+    X = np.asarray(X, dtype=p.dtype)
+    X_test = np.asarray(X_test, dtype=p.dtype)
+    steps = np.asarray(steps, dtype=np.int64)
+    if (np.diff(steps) < 0).any() or (steps < 0).any():
+        raise ValueError("steps must be increasing and >= 0")
+
+    def out(Z):
+        return rnn.forward(q, Z, lam)[:, pos].reshape(len(Z), -1).astype(np.float64)
+
+    train, test = [], []
+    t = 0
+    for target in steps:
+        while t < target:
+            _, g = rnn.loss_and_grad(q, X, Y, lam, pos, trained=names)
+            for name in names:
+                a = getattr(q, name)
+                a -= p.dtype.type(eta) * getattr(g, name)
+            t += 1
+        train.append(out(X))
+        test.append(out(X_test))
     return Oracle(steps, np.array(train), np.array(test))
