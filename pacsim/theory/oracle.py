@@ -19,6 +19,10 @@ the distance between the two measures how "lazy" a run is.
 Networks: the feed-forward nets of :mod:`pacsim.models.ff` (:func:`ff_oracle`, against
 :func:`ff_gd`) and pacsim's ReLU RNN (:func:`rnn_oracle`, against :func:`rnn_gd`: the joint
 kernel over (sample, scored position, output), the positions sharing ``W``).
+
+Online SGD (one fresh sample per step): :func:`online_expected` gives the expected function
+(exactly: GD on the population, estimated on ``M`` fresh samples) and the SGD variance of the
+test error around it (:func:`online_modes`, a fourth-moment closure).
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ import numpy as np
 from ..kernels import entk
 from ..models import ff, rnn
 
-__all__ = ["Oracle", "linearised_gd", "ff_oracle", "ff_gd", "ff_kernel", "rnn_kernel",
-           "rnn_oracle", "rnn_gd", "rnn_eta"]
+__all__ = ["Oracle", "OnlineOracle", "linearised_gd", "online_modes", "online_expected",
+           "ff_oracle", "ff_gd", "ff_kernel", "rnn_kernel", "rnn_oracle", "rnn_gd", "rnn_eta"]
 
 #: Largest ``(rows, L, n2, L)`` input-Gram block of :func:`rnn_kernel`, in float64 entries
 #: (160 MB), as in :mod:`pacsim.learners.entk`.
@@ -89,30 +93,199 @@ def linearised_gd(K, K_test, f0, f0_test, Y, eta: float, steps) -> Oracle:
     steps : sequence of int
         Step counts to report.
     """
-    Y = np.asarray(Y, dtype=np.float64)
-    Y = Y[:, None] if Y.ndim == 1 else Y
-    n, k = Y.shape
-    f0 = np.asarray(f0, dtype=np.float64).reshape(n, k)
-    f0_test = np.asarray(f0_test, dtype=np.float64)
-    n_test = f0_test.shape[0]
-    f0_test = f0_test.reshape(n_test, k)
+    return _gd(_Problem.of(K, K_test, f0, f0_test, Y), eta, steps)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """A linearised regression in the eigenbasis of its joint training kernel ``Kj``
+    (sample-major over (sample, output) pairs): ``Kj = U diag(s) U^T``, ``c = U^T (Y - f0)``."""
+
+    Kj: np.ndarray
+    Kt: np.ndarray
+    s: np.ndarray
+    U: np.ndarray
+    c: np.ndarray
+    f0: np.ndarray
+    f0_test: np.ndarray
+
+    @classmethod
+    def of(cls, K, K_test, f0, f0_test, Y) -> _Problem:
+        Y = np.asarray(Y, dtype=np.float64)
+        Y = Y[:, None] if Y.ndim == 1 else Y
+        n, k = Y.shape
+        f0 = np.asarray(f0, dtype=np.float64).reshape(n, k)
+        f0_test = np.asarray(f0_test, dtype=np.float64)
+        f0_test = f0_test.reshape(f0_test.shape[0], k)
+        Kj = _joint(K, n, n, k)
+        Kt = _joint(K_test, f0_test.shape[0], n, k)
+        s, U = np.linalg.eigh((Kj + Kj.T) / 2)
+        s = np.clip(s, 0.0, None)
+        return cls(Kj, Kt, s, U, U.T @ (Y - f0).reshape(-1), f0, f0_test)
+
+
+def _gd(pb: _Problem, eta: float, steps) -> Oracle:
+    """Full-batch GD of the linearised network on ``pb`` (its ``n`` samples) after ``steps``."""
     steps = np.asarray(steps, dtype=np.int64)
     if (steps < 0).any():
         raise ValueError("steps must be >= 0")
-    Kj = _joint(K, n, n, k)
-    Kt = _joint(K_test, n_test, n, k)
-    s, U = np.linalg.eigh((Kj + Kj.T) / 2)
-    s = np.clip(s, 0.0, None)
-    c = U.T @ (Y - f0).reshape(-1)
+    (n, k), n_test = pb.f0.shape, pb.f0_test.shape[0]
+    s, U, c = pb.s, pb.U, pb.c
     h = eta * s / n
     train, test = [], []
     for t in steps:
-        decay = (1.0 - h) ** t
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            decay = (1.0 - h) ** t
             g = np.where(s > 0, (1.0 - decay) / np.where(s > 0, s, 1.0), eta * t / n)
-        train.append(f0 + (Kj @ (U @ (g * c))).reshape(n, k))
-        test.append(f0_test + (Kt @ (U @ (g * c))).reshape(n_test, k))
+            train.append(pb.f0 + (pb.Kj @ (U @ (g * c))).reshape(n, k))
+            test.append(pb.f0_test + (pb.Kt @ (U @ (g * c))).reshape(n_test, k))
     return Oracle(steps, np.array(train), np.array(test), float(eta * s.max(initial=0.0) / n))
+
+
+# Online SGD in expectation
+
+
+@dataclass(frozen=True)
+class OnlineOracle(Oracle):
+    """:func:`online_expected`: ``test[i]`` (n_test, k) and ``train[i]`` (M, k) the *expected*
+    function after ``steps[i]`` online steps; ``var[i]`` the SGD variance of the test error
+    around it (:func:`online_modes`), ``bias_in[i]`` the in-sample error of the expected function
+    on the ``M`` samples (both mean over the ``k`` outputs, label noise included);
+    ``max_rate = eta lambda_max`` (the expected function diverges above 2), ``trace_rate =
+    eta sum_j lambda_j / k`` (``eta`` times the per-sample kernel trace per output: the step
+    in NTK units over ``k``; the variance diverges near ``trace_rate ~ 2 / k``)."""
+
+    var: np.ndarray = None
+    bias_in: np.ndarray = None
+    trace_rate: float = float("nan")
+
+    def test_nmse(self, Y_test) -> np.ndarray:
+        """Per step count, the expected test error over the mean label variance: the
+        error of the expected function on ``Y_test`` (held out; noisy labels carry their
+        noise) plus the SGD variance ``var``."""
+        return super().test_nmse(Y_test) + self.var / _label_var(Y_test)
+
+    def in_sample_nmse(self, Y_test) -> np.ndarray:
+        """The same from the ``M`` samples themselves (``bias_in + var``): optimistic, as
+        the in-sample estimate of :mod:`pacsim.theory.spectrum` (the expected function is
+        GD on those ``M`` samples, which it fits better than fresh ones)."""
+        return (self.bias_in + self.var) / _label_var(Y_test)
+
+
+def _label_var(Y) -> float:
+    Y = np.asarray(Y, dtype=np.float64).reshape(len(Y), -1)
+    return float(np.mean(np.var(Y, axis=0)))
+
+
+def online_modes(lam, v2, eta: float, steps, *, kurtosis=3.0, floor: float = 0.0,
+                 outputs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The expected test error of online SGD (one fresh sample per step, step ``eta`` on
+    ``0.5 ||f(x) - y||^2``) on a model linear in its weights, from the Mercer spectrum of its
+    kernel (docs/theory.md, sec. 3b).
+
+    ``lam`` (P,): eigenvalues ``lambda_j`` of the kernel's integral operator (over
+    (input, output) pairs when there are ``outputs = k > 1``); ``v2`` (P,): the squared
+    coefficients ``v_j^2`` of the initial residual ``f* - f_0`` on its eigenfunctions
+    ``phi_j`` (``E ||phi_j||^2 = 1``); ``kurtosis`` (scalar or (P,)): ``kappa_j =
+    E ||phi_j(x)||^4`` (3 for Gaussian features, 1 for a feature of constant magnitude such
+    as a parity on the cube); ``floor``: the error no weight can remove (label noise, the
+    target's part outside the span), summed over outputs. Summed over the outputs, the error
+    after ``t`` steps is ``E(t) = sum_j e_j(t) + floor``, ``e_j = m_j^2 + s_j``::
+
+        m_j(t+1) = (1 - eta lambda_j) m_j(t),   m_j(0) = v_j         (the expected function)
+        e_j(t+1) = [1 - 2 eta lambda_j + eta^2 lambda_j^2 (kappa_j - 1/k)] e_j(t)
+                   + eta^2 lambda_j^2 E(t) / k,                           e_j(0) = v_j^2
+
+    The mean part is exact for any input distribution. The second moment closes the
+    features' fourth moment on the diagonal of the eigenbasis,
+    ``E[psi_j^2 (psi . u)^2] ~ kappa_j lambda_j^2 u_j^2 + lambda_j sum_{a != j} lambda_a
+    u_a^2 / k``: the error's other modes uncorrelated with ``phi_j^2`` and spread evenly over
+    the ``k`` outputs. For Gaussian features (``kappa = 3``, one output) it is exact: the
+    closure ``E[psi psi^T C psi psi^T] = 2 Lam C Lam + tr(Lam C) Lam`` of Bordelon & Pehlevan
+    (arXiv 2106.02713). A mode of large ``eta lambda_j`` needs its own ``kappa_j``: a
+    constant feature (``kappa = 1``) is stable up to ``eta lambda = 2``, a Gaussian one only
+    to ``2/3``.
+
+    Returns ``(bias, var)``, each of length ``len(steps)``: ``sum_j m_j^2 + floor`` and
+    ``sum_j s_j`` (summed over outputs; ``inf`` once the recursion overflows).
+    """
+    lam = np.clip(np.asarray(lam, dtype=np.float64), 0.0, None)
+    v2 = np.asarray(v2, dtype=np.float64)
+    if lam.shape != v2.shape or lam.ndim != 1:
+        raise ValueError(f"lam and v2 must be 1-D of one length, got {lam.shape} and "
+                         f"{v2.shape}")
+    kappa = np.broadcast_to(np.asarray(kurtosis, dtype=np.float64), lam.shape)
+    steps = np.asarray(steps, dtype=np.int64)
+    if (steps < 0).any():
+        raise ValueError("steps must be >= 0")
+    if outputs < 1:
+        raise ValueError(f"outputs must be >= 1, got {outputs}")
+    bias = np.full(len(steps), np.inf)
+    var = np.full(len(steps), np.inf)
+    h = eta * lam
+    q = (1.0 - h) ** 2
+    A = 1.0 - 2.0 * h + h * h * (kappa - 1.0 / outputs)
+    b = h * h / outputs
+    m2, e = v2.copy(), v2.copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(int(steps.max(initial=0)) + 1):
+            mean = m2.sum() + floor
+            E = e.sum() + floor
+            at = steps == t
+            if at.any():
+                bias[at], var[at] = mean, E - mean
+            if not np.isfinite(E):
+                break
+            e = np.maximum(A * e + b * E, q * m2)  # s_j >= 0 (a closure can undershoot)
+            m2 = m2 * q
+    return bias, var
+
+
+def online_expected(K, K_test, f0, f0_test, Y, eta: float, steps, *,
+                    noise: float = 0.0) -> OnlineOracle:
+    """Online SGD of the linearised network, in expectation over its samples.
+
+    One fresh sample ``(x, y)`` per step, step ``eta`` on ``0.5 ||f(x) - y||^2``: the
+    linearised network's function moves by ``-eta K(., x) (f_t(x) - y)``, and since ``f_t``
+    does not depend on the sample it is about to see, its expectation obeys
+
+        E f_{t+1} = E f_t - eta E_x[K(., x) (E f_t(x) - E[y | x])]
+
+    (the population-loss GD of the same step), i.e. each eigen-coefficient of the expected
+    residual decays as ``(1 - eta lambda_j)^t`` (``lambda_j`` the eigenvalues of the kernel's
+    integral operator). The operator is estimated from ``M`` fresh samples (Nystrom: the
+    eigendecomposition of ``K_MM / M``, eigenfunctions extended to the test points by
+    ``K(x, M)``), which makes the expected function exactly full-batch GD with step ``eta``
+    on those ``M`` samples (:func:`linearised_gd` with ``n = M``). The test error adds the
+    SGD variance around it (:func:`online_modes`), each mode's kurtosis ``E ||phi_j||^4``
+    estimated on the same samples.
+
+    Parameters
+    ----------
+    K : (M, M) or (M, M, k, k)
+        The (joint) kernel on ``M`` samples from the input distribution.
+    K_test : (n_test, M) or (n_test, M, k, k)
+    f0, f0_test : (M, k), (n_test, k)
+        The network's outputs at initialisation.
+    Y : (M, k)
+        Their labels (noisy draws, as the run's, carry their noise in their coefficients).
+    eta : float
+        The raw step on ``0.5 ||f - y||^2`` per sample (``loss_and_grad`` of one sample).
+    steps : sequence of int
+    noise : float
+        Variance per output of the labels around ``Y`` (set it when ``Y`` are noise-free
+        conditional means, as in a test; it adds to the floor of :func:`online_modes`).
+    """
+    pb = _Problem.of(K, K_test, f0, f0_test, Y)
+    M, k = pb.f0.shape
+    mean = _gd(pb, eta, steps)
+    lam = pb.s / M
+    # kappa_j = E ||phi_j(x)||^4 with phi_j(x_i) = sqrt(M) U[(i, :), j] (norms over outputs)
+    kappa = M * np.sum(np.sum(pb.U.reshape(M, k, -1) ** 2, axis=1) ** 2, axis=0)
+    bias, var = online_modes(lam, pb.c ** 2 / M, eta, mean.steps, kurtosis=kappa,
+                             floor=k * noise, outputs=k)
+    return OnlineOracle(mean.steps, mean.train, mean.test, float(eta * lam.max(initial=0.0)),
+                        var=var / k, bias_in=bias / k, trace_rate=float(eta * lam.sum() / k))
 
 
 def ff_kernel(p: ff.FFParams, X1, X2, rates: ff.Rates):
