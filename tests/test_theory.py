@@ -225,6 +225,46 @@ def test_wide_network_approaches_the_oracle():
     assert np.isfinite(o.test_nmse(Yt)).all()
 
 
+def test_linearised_sgd_is_exact_for_models_linear_in_their_weights():
+    """Vanilla SGD (batch 1, the samples in a given order over 3 epochs) of mlp2 with only A
+    trained, and of the RNN with only B trained, is linearised_sgd exactly: the models are
+    linear in what is trained (rounding of 18-24 steps: 1e-10 relative)."""
+    from pacsim.models import rnn
+
+    X, Y, Xt, _ = _data()
+    rng = np.random.default_rng(5)
+    order = np.concatenate([rng.permutation(6) for _ in range(3)])
+    p = ff.init_params("mlp2", 64, X.shape[1], 2, np.random.default_rng(1), init="experiment")
+    rates = ff.Rates(W=0.0, b1=0.0, A=1.0)
+    K, Kt = oracle.ff_kernel(p, X, None, rates), oracle.ff_kernel(p, Xt, X, rates)
+    o = oracle.linearised_sgd(K, Kt, ff.forward(p, X), ff.forward(p, Xt), Y, 0.3, order,
+                              [0, 5, 18])
+    q = p.copy()
+    ff.sgd_chunk(q, X, Y, 0.3, order[:5], rates)
+    np.testing.assert_allclose(o.test[1], ff.forward(q, Xt), rtol=1e-10, atol=1e-10)
+    ff.sgd_chunk(q, X, Y, 0.3, order[5:], rates)
+    np.testing.assert_allclose(o.test[2], ff.forward(q, Xt), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(o.train[2], ff.forward(q, X), rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(o.test[0], ff.forward(p, Xt))
+
+    Xr, Yr, Xrt, _, pos = _rnn_data()
+    pr = rnn.init_params(32, Xr.shape[2], 2, np.random.default_rng(3))
+    order = np.concatenate([rng.permutation(8) for _ in range(3)])
+    eta = oracle.rnn_eta(0.5, pr, Xr, pos, trained=("B",))
+    K = oracle.rnn_kernel(pr, Xr, None, pos, trained=("B",))
+    Kt = oracle.rnn_kernel(pr, Xrt, Xr, pos, trained=("B",))
+
+    def out(p_, Z):
+        return rnn.forward(p_, Z)[:, pos].reshape(len(Z), -1)
+
+    o = oracle.linearised_sgd(K, Kt, out(pr, Xr), out(pr, Xrt), Yr[:, pos].reshape(8, -1),
+                              eta, order, [24])
+    q = pr.copy()
+    rnn.sgd_chunk(q, Xr, Yr, eta, 1.0, pos, order, trained=("B",))
+    np.testing.assert_allclose(o.test[0], out(q, Xrt), rtol=1e-10, atol=1e-10)
+    assert 0 < o.max_rate < 2
+
+
 def test_oracle_rejects_bad_input():
     with pytest.raises(ValueError, match="does not fit"):
         oracle.linearised_gd(np.eye(3), np.zeros((2, 4)), np.zeros((3, 2)), np.zeros((2, 2)),
@@ -232,6 +272,12 @@ def test_oracle_rejects_bad_input():
     with pytest.raises(ValueError, match="steps"):
         oracle.linearised_gd(np.eye(3), np.zeros((2, 3)), np.zeros(3), np.zeros(2),
                              np.zeros(3), 0.1, [-1])
+    with pytest.raises(ValueError, match="steps"):
+        oracle.linearised_sgd(np.eye(3), np.zeros((2, 3)), np.zeros(3), np.zeros(2),
+                              np.zeros(3), 0.1, [0, 1], [3])
+    with pytest.raises(ValueError, match="order"):
+        oracle.linearised_sgd(np.eye(3), np.zeros((2, 3)), np.zeros(3), np.zeros(2),
+                              np.zeros(3), 0.1, [0, 3], [1])
 
 
 # The linearised oracle of the RNN

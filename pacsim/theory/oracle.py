@@ -34,7 +34,8 @@ import numpy as np
 from ..kernels import entk
 from ..models import ff, rnn
 
-__all__ = ["Oracle", "OnlineOracle", "linearised_gd", "online_modes", "online_expected",
+__all__ = ["Oracle", "OnlineOracle", "linearised_gd", "linearised_sgd", "online_modes",
+           "online_expected",
            "ff_oracle", "ff_gd", "ff_kernel", "rnn_kernel", "rnn_oracle", "rnn_gd", "rnn_eta"]
 
 #: Largest ``(rows, L, n2, L)`` input-Gram block of :func:`rnn_kernel`, in float64 entries
@@ -103,14 +104,15 @@ class _Problem:
 
     Kj: np.ndarray
     Kt: np.ndarray
-    s: np.ndarray
-    U: np.ndarray
-    c: np.ndarray
+    s: np.ndarray | None
+    U: np.ndarray | None
+    c: np.ndarray | None
     f0: np.ndarray
     f0_test: np.ndarray
+    r0: np.ndarray  #: Y - f0, flattened
 
     @classmethod
-    def of(cls, K, K_test, f0, f0_test, Y) -> _Problem:
+    def of(cls, K, K_test, f0, f0_test, Y, decompose: bool = True) -> _Problem:
         Y = np.asarray(Y, dtype=np.float64)
         Y = Y[:, None] if Y.ndim == 1 else Y
         n, k = Y.shape
@@ -119,9 +121,12 @@ class _Problem:
         f0_test = f0_test.reshape(f0_test.shape[0], k)
         Kj = _joint(K, n, n, k)
         Kt = _joint(K_test, f0_test.shape[0], n, k)
+        r0 = (Y - f0).reshape(-1)
+        if not decompose:
+            return cls(Kj, Kt, None, None, None, f0, f0_test, r0)
         s, U = np.linalg.eigh((Kj + Kj.T) / 2)
         s = np.clip(s, 0.0, None)
-        return cls(Kj, Kt, s, U, U.T @ (Y - f0).reshape(-1), f0, f0_test)
+        return cls(Kj, Kt, s, U, U.T @ r0, f0, f0_test, r0)
 
 
 def _gd(pb: _Problem, eta: float, steps) -> Oracle:
@@ -140,6 +145,47 @@ def _gd(pb: _Problem, eta: float, steps) -> Oracle:
             train.append(pb.f0 + (pb.Kj @ (U @ (g * c))).reshape(n, k))
             test.append(pb.f0_test + (pb.Kt @ (U @ (g * c))).reshape(n_test, k))
     return Oracle(steps, np.array(train), np.array(test), float(eta * s.max(initial=0.0) / n))
+
+
+def linearised_sgd(K, K_test, f0, f0_test, Y, eta: float, order, steps) -> Oracle:
+    """Vanilla SGD of the linearised network on ``(X, Y)``, one sample per step in the given
+    ``order``, step ``eta`` on ``0.5 ||f(x_i) - y_i||^2``: exact in function space, since the
+    step on sample ``i`` changes the linearised network by ``-eta K(., x_i) (f(x_i) - y_i)``
+    at every input (training and test), and nothing else changes. ``order`` (1-D ints):
+    the samples in the order SGD visits them (e.g. one permutation per epoch, concatenated);
+    reported after ``steps`` (increasing, ``<= len(order)``) steps, like
+    :func:`linearised_gd`. ``max_rate`` is ``eta max_i lambda_max(K(x_i, x_i))``: above 2 the
+    step on that sample overshoots its own residual. Cost ``O(len(order) (n + n_test) k^2)``
+    after the kernels."""
+    pb = _Problem.of(K, K_test, f0, f0_test, Y, decompose=False)
+    (n, k), n_test = pb.f0.shape, pb.f0_test.shape[0]
+    order = np.asarray(order, dtype=np.int64).ravel()
+    steps = np.asarray(steps, dtype=np.int64)
+    if (np.diff(steps) < 0).any() or (steps < 0).any() or (steps > len(order)).any():
+        raise ValueError(f"steps must be increasing, >= 0 and <= len(order) = {len(order)}")
+    if order.size and (order.min() < 0 or order.max() >= n):
+        raise ValueError(f"order has indices outside [0, {n})")
+    # rows of the transposed kernels are the columns of sample i's block: contiguous slices
+    KT = np.ascontiguousarray(pb.Kj.T).reshape(n, k, n * k)
+    KtT = np.ascontiguousarray(pb.Kt.T).reshape(n, k, n_test * k)
+    f = pb.f0.reshape(-1).copy()
+    ft = pb.f0_test.reshape(-1).copy()
+    y = (pb.f0.reshape(-1) + pb.r0)
+    train, test = [], []
+    t = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for target in steps:
+            while t < target:
+                i = order[t]
+                g = eta * (f[i * k:(i + 1) * k] - y[i * k:(i + 1) * k])
+                f -= g @ KT[i]
+                ft -= g @ KtT[i]
+                t += 1
+            train.append(f.reshape(n, k).copy())
+            test.append(ft.reshape(n_test, k).copy())
+    blocks = pb.Kj.reshape(n, k, n, k)[np.arange(n), :, np.arange(n), :]
+    rate = max((float(np.linalg.eigvalsh((b + b.T) / 2).max()) for b in blocks), default=0.0)
+    return Oracle(steps, np.array(train), np.array(test), float(eta * rate))
 
 
 # Online SGD in expectation
@@ -276,7 +322,11 @@ def online_expected(K, K_test, f0, f0_test, Y, eta: float, steps, *,
         Variance per output of the labels around ``Y`` (set it when ``Y`` are noise-free
         conditional means, as in a test; it adds to the floor of :func:`online_modes`).
     """
-    pb = _Problem.of(K, K_test, f0, f0_test, Y)
+    return _online(_Problem.of(K, K_test, f0, f0_test, Y), eta, steps, noise)
+
+
+def _online(pb: _Problem, eta: float, steps, noise: float = 0.0) -> OnlineOracle:
+    """:func:`online_expected` on a decomposed problem (one ``eigh`` for several steps)."""
     M, k = pb.f0.shape
     mean = _gd(pb, eta, steps)
     lam = pb.s / M
