@@ -444,7 +444,7 @@ def test_online_expected_function_is_exact():
     """The expected function of online SGD is GD on the population with the same step, for
     any features (linearity of expectation): the mean over R = 2000 runs at 50 test points
     and 4 step counts is within 5 standard errors of online_expected's prediction everywhere
-    (200 comparisons; a 5-sigma excursion has probability ~1e-4 in all; measured max 2.6).
+    (200 comparisons; a 5-sigma excursion has probability ~1e-4 in all; measured max 2.5).
     lr = 1 in units of the per-sample kernel trace, label noise 0.3."""
     Fp, Ft, w0, yp, _ = _pool_problem()
     K, Kt = Fp @ Fp.T, Ft @ Fp.T
@@ -496,7 +496,7 @@ def test_online_error_with_measured_kurtosis():
     kurtosis near 1): online_expected's in-sample error (exact population bias on the pool
     plus the variance recursion with each mode's kurtosis measured on the pool) is within
     10% of the mean population error of 2000 runs at lr = 0.5, 1 and 1.5 (NTK-trace units)
-    and every step count (measured: within 6%; the closure is the only approximation, the
+    and every step count (measured: within 4%; the closure is the only approximation, the
     Monte Carlo error is under 2%). At 50 test points off the pool, where the variance is the
     pool's average, within 15% (measured: the prediction 1-9% above). With a Gaussian
     kurtosis (3) for every mode the recursion diverges at lr = 1.5 although SGD does not."""
