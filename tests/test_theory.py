@@ -491,15 +491,16 @@ def test_online_error_is_exact_for_gaussian_features():
             W -= eta * x * r[:, None]
 
 
-def test_online_error_with_measured_kurtosis():
+def test_online_error_with_measured_fourth_moments():
     """The pool of random ReLU features (not Gaussian: its top mode, near-constant, has
-    kurtosis near 1): online_expected's in-sample error (exact population bias on the pool
-    plus the variance recursion with each mode's kurtosis measured on the pool) is within
-    10% of the mean population error of 2000 runs at lr = 0.5, 1 and 1.5 (NTK-trace units)
-    and every step count (measured: within 4%; the closure is the only approximation, the
-    Monte Carlo error is under 2%). At 50 test points off the pool, where the variance is the
-    pool's average, within 15% (measured: the prediction 1-9% above). With a Gaussian
-    kurtosis (3) for every mode the recursion diverges at lr = 1.5 although SGD does not."""
+    kurtosis near 1): online_expected's in-sample error (the pool's exact population bias plus
+    the variance recursion with the fourth moments measured on the pool) is within 10% of the
+    mean population error of 2000 runs at lr = 0.5, 1 and 1.5 (NTK-trace units) and every
+    step count (measured: within 4.5%; dropping the modes' covariances is the only
+    approximation, the Monte Carlo error is under 2%; the variance is 21-79% of the error, so
+    it is tested). At 50 test points off the pool, where the variance is the pool's average,
+    also within 10% (measured: the prediction 1-4% above). With Gaussian fourth moments for
+    every mode the recursion diverges at lr = 1.5 although SGD does not."""
     Fp, Ft, w0, yp, yt = _pool_problem()
     K, Kt = Fp @ Fp.T, Ft @ Fp.T
     steps = [10, 30, 100, 300]
@@ -513,13 +514,11 @@ def test_online_error_with_measured_kurtosis():
             pred = o.bias_in[i] + o.var[i]
             assert abs(runs[t].mean() / pred - 1) < 0.1, (lr, t, runs[t].mean(), pred)
             assert o.var[i] > 0.2 * pred  # the variance matters
-        # held out: 50 test points off the pool (the expected function there is exact, the
-        # variance is the pool's average), noise-free labels plus the noise variance
         held = _online_sgd(Fp, yp, w0, eta, steps, 0.3, 2000, rng,
                            lambda W: ((W @ Ft.T - yt) ** 2).mean(1) + 0.09)
         pred = np.mean((o.test[:, :, 0] - yt) ** 2, axis=1) + 0.09 + o.var
         ratio = np.array([held[t].mean() for t in steps]) / pred
-        assert (np.abs(ratio - 1) < 0.15).all(), (lr, ratio)
+        assert (np.abs(ratio - 1) < 0.1).all(), (lr, ratio)
         Yt = np.random.default_rng(3).standard_normal((len(yt), 1)) * 0.3 + yt[:, None]
         assert np.isfinite(o.test_nmse(Yt)).all()
     lam = np.linalg.eigvalsh(K) / len(K)
@@ -528,10 +527,48 @@ def test_online_error_with_measured_kurtosis():
     assert not np.isfinite(gauss[0]) or gauss[0] > 100
 
 
+def test_online_error_with_two_outputs():
+    """Two outputs on the pool: a kernel shared by both (2-D, K (x) I) and a joint 4-D kernel
+    whose outputs mix (output 2 reads the weights of output 1 at 0.2: the operator's
+    eigenfunctions are combinations of the outputs); online SGD of the vector-output linear
+    model, 2000 runs: the mean population error (mean over outputs) is within 10% of the
+    prediction at lr = 0.5 and 1 (measured: within 3%)."""
+    Fp, _, _, yp, _ = _pool_problem()
+    M, p = Fp.shape
+    rng = np.random.default_rng(4)
+    X = np.sign(Fp[:, :6] - np.median(Fp[:, :6], axis=0) + 1e-12)
+    Y = np.stack([yp, X[:, 3] - X[:, 4] * X[:, 5]], 1)
+    eye = np.concatenate([np.eye(p), np.zeros((p, p))], 1)
+    Phi = np.stack([Fp @ eye, Fp @ np.roll(eye, p, axis=1)], 2)  # (M, 2p, 2): f_s = phi_s . w
+    mixed = Phi.copy()
+    mixed[:, :p, 1] += 0.2 * Fp
+    steps = [10, 30, 100, 300]
+    for name, feats in (("shared", Phi), ("mixed", mixed)):
+        K4 = np.einsum("iar,jas->ijrs", feats, feats)
+        K = Fp @ Fp.T if name == "shared" else K4
+        for lr in (0.5, 1.0):
+            eta = lr / (np.mean(np.einsum("iirr->i", K4)) / 2)
+            o = oracle.online_expected(K, K[:5], np.zeros((M, 2)), np.zeros((5, 2)), Y, eta,
+                                       steps, noise=0.09)
+            W = np.zeros((2000, 2 * p))
+            for t in range(max(steps) + 1):
+                if t in steps:
+                    i = steps.index(t)
+                    f = np.stack([W @ feats[:, :, 0].T, W @ feats[:, :, 1].T], 2)
+                    err = ((f - Y) ** 2).mean((1, 2)) + 0.09
+                    pred = o.bias_in[i] + o.var[i]
+                    assert abs(err.mean() / pred - 1) < 0.1, (name, lr, t, err.mean(), pred)
+                idx = rng.integers(0, M, 2000)
+                p0, p1 = feats[idx, :, 0], feats[idx, :, 1]
+                r = (np.stack([(p0 * W).sum(1), (p1 * W).sum(1)], 1) - Y[idx]
+                     - 0.3 * rng.standard_normal((2000, 2)))
+                W -= eta * (p0 * r[:, :1] + p1 * r[:, 1:])
+
+
 def test_online_modes_rejects_bad_input():
     with pytest.raises(ValueError, match="one length"):
         oracle.online_modes([1.0, 0.5], [1.0], 0.1, [1])
     with pytest.raises(ValueError, match="steps"):
         oracle.online_modes([1.0], [1.0], 0.1, [-1])
-    with pytest.raises(ValueError, match="outputs"):
-        oracle.online_modes([1.0], [1.0], 0.1, [1], outputs=0)
+    with pytest.raises(ValueError, match="fourth"):
+        oracle.online_modes([1.0], [1.0], 0.1, [1], fourth=np.ones((2, 2)))

@@ -27,6 +27,7 @@ test error around it (:func:`online_modes`, a fourth-moment closure).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,6 +111,44 @@ class _Problem:
     f0: np.ndarray
     f0_test: np.ndarray
     r0: np.ndarray  #: Y - f0, flattened
+    K: np.ndarray | None = None  #: the 2-D kernel shared by the outputs, when it was given so
+
+    @property
+    def shared(self) -> bool:
+        return self.K is not None
+
+    @functools.cached_property
+    def variance_modes(self):
+        """What the variance recursion of :func:`_online` needs, computed once: the modes'
+        eigenvalues ``lam`` (of ``K / M``), initial mean coefficients ``m0``, ``G`` (applied
+        by ``G_apply``) and the mean's term ``mean_term(m)``."""
+        M, k = self.f0.shape
+        if self.shared and k > 1:  # K (x) I_k: the modes of K, once per output, one-hot
+            s1, U1 = np.linalg.eigh((self.K + self.K.T) / 2)
+            lam = np.repeat(np.clip(s1, 0.0, None) / M, k)  # modes (a, s), a-major
+            G1 = _fourth(U1[:, None, :], M)
+            U2 = U1 * U1
+            m0 = (U1.T @ self.r0.reshape(M, k)).reshape(-1) / np.sqrt(M)
+
+            def G_apply(x):
+                return (G1 @ x.reshape(M, k)).reshape(-1)
+
+            def mean_term(m):  # E[(phi_a e_s . rbar)^2] = sum_i U_ia^2 rbar_is^2
+                R = U1 @ (m.reshape(M, k) * np.sqrt(M))
+                return (U2.T @ (R * R)).reshape(-1)
+
+            return lam, m0, G_apply, mean_term
+        U, Uk = self.U, self.U.reshape(M, k, -1)  # phi_j(x_i) = sqrt(M) U[(i, :), j]
+        G = _fourth(Uk, M)
+
+        def mean_term(m):  # E[(phi_j . rbar)^2] = sum_i (U_ij . rbar_i)^2
+            R = (U @ (m * np.sqrt(M))).reshape(M, k)
+            V = Uk[:, 0] * R[:, :1]
+            for t in range(1, k):
+                V += Uk[:, t] * R[:, t:t + 1]
+            return np.einsum("ij,ij->j", V, V)
+
+        return self.s / M, self.c / np.sqrt(M), (lambda x: G @ x), mean_term
 
     @classmethod
     def of(cls, K, K_test, f0, f0_test, Y, decompose: bool = True) -> _Problem:
@@ -122,11 +161,12 @@ class _Problem:
         Kj = _joint(K, n, n, k)
         Kt = _joint(K_test, f0_test.shape[0], n, k)
         r0 = (Y - f0).reshape(-1)
+        K2 = np.asarray(K, dtype=np.float64) if np.ndim(K) == 2 else None
         if not decompose:
-            return cls(Kj, Kt, None, None, None, f0, f0_test, r0)
+            return cls(Kj, Kt, None, None, None, f0, f0_test, r0, K2)
         s, U = np.linalg.eigh((Kj + Kj.T) / 2)
         s = np.clip(s, 0.0, None)
-        return cls(Kj, Kt, s, U, U.T @ r0, f0, f0_test, r0)
+        return cls(Kj, Kt, s, U, U.T @ r0, f0, f0_test, r0, K2)
 
 
 def _gd(pb: _Problem, eta: float, steps) -> Oracle:
@@ -223,68 +263,88 @@ def _label_var(Y) -> float:
     return float(np.mean(np.var(Y, axis=0)))
 
 
-def online_modes(lam, v2, eta: float, steps, *, kurtosis=3.0, floor: float = 0.0,
-                 outputs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def _variance(lam, m0, eta: float, steps, G_apply, mean_term, noise: float):
+    """The recursion of :func:`online_modes` (docs/theory.md, sec. 3c): per mode ``j`` the mean
+    coefficient ``m_j`` and the SGD variance ``s_j`` of the residual's coefficient, with
+    ``G_apply(s) = G s`` and ``mean_term(m)_j = E_x[(phi_j(x) . rbar(x))^2]`` (``rbar`` the
+    expected residual). Returns ``(sum_j m_j^2, sum_j s_j)`` after each of ``steps``."""
+    steps = np.asarray(steps, dtype=np.int64)
+    if (steps < 0).any():
+        raise ValueError("steps must be >= 0")
+    h = eta * lam
+    m, s = m0.copy(), np.zeros_like(m0)
+    bias = np.full(len(steps), np.inf)
+    var = np.full(len(steps), np.inf)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(int(steps.max(initial=0)) + 1):
+            at = steps == t
+            if at.any():
+                bias[at], var[at] = float(m @ m), float(s.sum())
+            if not np.isfinite(s.sum()):
+                break
+            source = mean_term(m) - m * m + G_apply(s) + noise
+            s = np.maximum((1.0 - 2.0 * h) * s + h * h * source, 0.0)
+            m = (1.0 - h) * m
+    var[~np.isfinite(var)] = np.inf
+    return bias, var
+
+
+def online_modes(lam, v2, eta: float, steps, *, fourth=3.0,
+                 floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The expected test error of online SGD (one fresh sample per step, step ``eta`` on
-    ``0.5 ||f(x) - y||^2``) on a model linear in its weights, from the Mercer spectrum of its
-    kernel (docs/theory.md, sec. 3b).
+    ``0.5 (f(x) - y)^2``) on a model linear in its weights, from the Mercer spectrum of its
+    kernel (docs/theory.md, sec. 3c).
 
-    ``lam`` (P,): eigenvalues ``lambda_j`` of the kernel's integral operator (over
-    (input, output) pairs when there are ``outputs = k > 1``); ``v2`` (P,): the squared
-    coefficients ``v_j^2`` of the initial residual ``f* - f_0`` on its eigenfunctions
-    ``phi_j`` (``E ||phi_j||^2 = 1``); ``kurtosis`` (scalar or (P,)): ``kappa_j =
-    E ||phi_j(x)||^4`` (3 for Gaussian features, 1 for a feature of constant magnitude such
-    as a parity on the cube); ``floor``: the error no weight can remove (label noise, the
-    target's part outside the span), summed over outputs. Summed over the outputs, the error
-    after ``t`` steps is ``E(t) = sum_j e_j(t) + floor``, ``e_j = m_j^2 + s_j``::
+    ``lam`` (P,): eigenvalues ``lambda_j`` of the kernel's integral operator; ``v2`` (P,): the
+    squared coefficients ``v_j^2`` of the initial residual ``f* - f_0`` on its eigenfunctions
+    ``phi_j`` (``E phi_j^2 = 1``); ``fourth``: the fourth moments ``G_ja = E[phi_j^2
+    phi_a^2]``, a (P, P) matrix, or kurtosis values ``kappa_j = G_jj`` (scalar or (P,)) with
+    ``G_ja = 1`` off the diagonal (the squares uncorrelated; 3 and 1: Gaussian features);
+    ``floor``: the error no weight can remove (label noise, the target's part outside the
+    span). With ``m_j = E[c_j]`` and ``s_j = Var[c_j]`` (``c_j`` the residual's coefficient on
+    ``phi_j`` after ``t`` steps, over SGD's samples), ``h_j = eta lambda_j``::
 
-        m_j(t+1) = (1 - eta lambda_j) m_j(t),   m_j(0) = v_j         (the expected function)
-        e_j(t+1) = [1 - 2 eta lambda_j + eta^2 lambda_j^2 (kappa_j - 1/k)] e_j(t)
-                   + eta^2 lambda_j^2 E(t) / k,                           e_j(0) = v_j^2
+        m_j(t+1) = (1 - h_j) m_j(t),                   m_j(0) = v_j   (the expected function)
+        s_j(t+1) = (1 - 2 h_j) s_j(t) + h_j^2 [sum_a G_ja (m_a^2 + s_a) - m_j^2 + floor],
+        s_j(0) = 0,   E(t) = sum_j (m_j^2 + s_j) + floor                 (the test MSE)
 
-    The mean part is exact for any input distribution. The second moment closes the
-    features' fourth moment on the diagonal of the eigenbasis,
-    ``E[psi_j^2 (psi . u)^2] ~ kappa_j lambda_j^2 u_j^2 + lambda_j sum_{a != j} lambda_a
-    u_a^2 / k``: the error's other modes uncorrelated with ``phi_j^2`` and spread evenly over
-    the ``k`` outputs. For Gaussian features (``kappa = 3``, one output) it is exact: the
-    closure ``E[psi psi^T C psi psi^T] = 2 Lam C Lam + tr(Lam C) Lam`` of Bordelon & Pehlevan
-    (arXiv 2106.02713). A mode of large ``eta lambda_j`` needs its own ``kappa_j``: a
-    constant feature (``kappa = 1``) is stable up to ``eta lambda = 2``, a Gaussian one only
-    to ``2/3``.
+    The mean part is exact for any input distribution. The variance drops the covariances of
+    the coefficients (``Var`` diagonal in the eigenbasis) and, here, the odd moments
+    ``E[phi_j^2 phi_a phi_b]`` (``a != b``): for Gaussian features both vanish and it is exact,
+    the Gaussian-feature closure ``E[psi psi^T C psi psi^T] = 2 Lam C Lam + tr(Lam C) Lam`` of
+    Bordelon & Pehlevan (arXiv 2106.02713). A mode of large ``h_j`` needs its own ``kappa_j``:
+    a constant feature (``kappa = 1``) is stable up to ``h = 2``, a Gaussian one only to ``2/3``.
 
     Returns ``(bias, var)``, each of length ``len(steps)``: ``sum_j m_j^2 + floor`` and
-    ``sum_j s_j`` (summed over outputs; ``inf`` once the recursion overflows).
+    ``sum_j s_j`` (``inf`` once the recursion overflows).
     """
     lam = np.clip(np.asarray(lam, dtype=np.float64), 0.0, None)
     v2 = np.asarray(v2, dtype=np.float64)
     if lam.shape != v2.shape or lam.ndim != 1:
         raise ValueError(f"lam and v2 must be 1-D of one length, got {lam.shape} and "
                          f"{v2.shape}")
-    kappa = np.broadcast_to(np.asarray(kurtosis, dtype=np.float64), lam.shape)
-    steps = np.asarray(steps, dtype=np.int64)
-    if (steps < 0).any():
-        raise ValueError("steps must be >= 0")
-    if outputs < 1:
-        raise ValueError(f"outputs must be >= 1, got {outputs}")
-    bias = np.full(len(steps), np.inf)
-    var = np.full(len(steps), np.inf)
-    h = eta * lam
-    q = (1.0 - h) ** 2
-    A = 1.0 - 2.0 * h + h * h * (kappa - 1.0 / outputs)
-    b = h * h / outputs
-    m2, e = v2.copy(), v2.copy()
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(int(steps.max(initial=0)) + 1):
-            mean = m2.sum() + floor
-            E = e.sum() + floor
-            at = steps == t
-            if at.any():
-                bias[at], var[at] = mean, E - mean
-            if not np.isfinite(E):
-                break
-            e = np.maximum(A * e + b * E, q * m2)  # s_j >= 0 (a closure can undershoot)
-            m2 = m2 * q
-    return bias, var
+    G = np.asarray(fourth, dtype=np.float64)
+    if G.ndim < 2:
+        G = np.ones((lam.size, lam.size)) + np.diag(np.broadcast_to(G, lam.shape) - 1.0)
+    if G.shape != (lam.size, lam.size):
+        raise ValueError(f"fourth must be a scalar, ({lam.size},) or ({lam.size}, "
+                         f"{lam.size}), got {G.shape}")
+    bias, var = _variance(lam, np.sqrt(v2), eta, steps, lambda x: G @ x,
+                          lambda m: G @ (m * m), floor)
+    return bias + floor, var
+
+
+def _fourth(U, M: int) -> np.ndarray:
+    """``G_ja = E[(phi_j(x) . phi_a(x))^2]`` on ``M`` samples, ``phi_j(x_i) = sqrt(M) U[i, :, j]``
+    (``U`` (M, k, P)): ``M sum_i (sum_s U_isj U_isa)^2``, as ``M Z^T Z`` over the pairs
+    ``s <= s'`` (``Z = U_s U_s'``, doubled off the diagonal); ``O(M k^2 P^2 / 2)``."""
+    _, k, P = U.shape
+    G = np.zeros((P, P))
+    for s in range(k):
+        for t in range(s, k):
+            Z = U[:, s] * U[:, t]
+            G += (2.0 if t > s else 1.0) * (Z.T @ Z)
+    return M * G
 
 
 def online_expected(K, K_test, f0, f0_test, Y, eta: float, steps, *,
@@ -303,8 +363,9 @@ def online_expected(K, K_test, f0, f0_test, Y, eta: float, steps, *,
     eigendecomposition of ``K_MM / M``, eigenfunctions extended to the test points by
     ``K(x, M)``), which makes the expected function exactly full-batch GD with step ``eta``
     on those ``M`` samples (:func:`linearised_gd` with ``n = M``). The test error adds the
-    SGD variance around it (:func:`online_modes`), each mode's kurtosis ``E ||phi_j||^4``
-    estimated on the same samples.
+    SGD variance around it (the recursion of :func:`online_modes` on the same samples: their
+    fourth moments ``E[(phi_j . phi_a)^2]`` and the expected residual measured there, the
+    covariances between modes dropped; :func:`_online`).
 
     Parameters
     ----------
@@ -326,16 +387,20 @@ def online_expected(K, K_test, f0, f0_test, Y, eta: float, steps, *,
 
 
 def _online(pb: _Problem, eta: float, steps, noise: float = 0.0) -> OnlineOracle:
-    """:func:`online_expected` on a decomposed problem (one ``eigh`` for several steps)."""
+    """:func:`online_expected` on a decomposed problem (one ``eigh`` for several steps).
+
+    The variance recursion of :func:`online_modes` on the ``M`` samples' empirical measure:
+    ``G_ja = E[(phi_j . phi_a)^2]`` measured there (:func:`_fourth`), and the expected
+    residual's term ``E[(phi_j . rbar)^2]`` exactly (``rbar`` the in-sample residual of the
+    expected function); only the covariances between modes are dropped."""
     M, k = pb.f0.shape
     mean = _gd(pb, eta, steps)
     lam = pb.s / M
-    # kappa_j = E ||phi_j(x)||^4 with phi_j(x_i) = sqrt(M) U[(i, :), j] (norms over outputs)
-    kappa = M * np.sum(np.sum(pb.U.reshape(M, k, -1) ** 2, axis=1) ** 2, axis=0)
-    bias, var = online_modes(lam, pb.c ** 2 / M, eta, mean.steps, kurtosis=kappa,
-                             floor=k * noise, outputs=k)
+    lam_m, m0, G_apply, mean_term = pb.variance_modes
+    bias, var = _variance(lam_m, m0, eta, mean.steps, G_apply, mean_term, noise)
     return OnlineOracle(mean.steps, mean.train, mean.test, float(eta * lam.max(initial=0.0)),
-                        var=var / k, bias_in=bias / k, trace_rate=float(eta * lam.sum() / k))
+                        var=var / k, bias_in=bias / k + noise,
+                        trace_rate=float(eta * lam.sum() / k))
 
 
 def ff_kernel(p: ff.FFParams, X1, X2, rates: ff.Rates):

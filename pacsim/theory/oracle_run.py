@@ -133,17 +133,21 @@ def oracle_rows(spec, concept, learner, seed: int, rows: pd.DataFrame, base: dic
         pb = oracle._Problem.of(net.kernel(A), net.kernel(A_ev, A), net.f0(A), net.f0(A_ev),
                                 scored(concept, Y).reshape(M, -1))
         preds = []
+        runs = runs.assign(eta=runs["eta"] * loss_scale, reach=runs["n"] <= M // 2)
+        online = {eta: oracle._online(pb, eta, sorted(set(g.loc[g["reach"], "steps"])))
+                  for eta, g in runs.groupby("eta") if g["reach"].any()}  # one per step
         for _, r in runs.iterrows():
-            n, eta = int(r["n"]), float(r["eta"]) * loss_scale
+            n, eta, steps = int(r["n"]), float(r["eta"]), int(r["steps"])
             row = {**common, "n": n, "M": M, "oracle.lr": r["lr"], "oracle.eta": eta,
-                   "oracle.steps": int(r["steps"]), "note": ""}
-            if n > M // 2:  # beyond the estimate's reach
+                   "oracle.steps": steps, "note": ""}
+            if not r["reach"]:  # beyond the estimate's reach
                 out.append({**row, "pred": math.nan, "lo": math.nan, "hi": math.nan})
                 continue
-            o = oracle._online(pb, eta, [int(r["steps"])])
+            o = online[eta]
+            i = int(np.searchsorted(o.steps, steps))
             with np.errstate(over="ignore", invalid="ignore"):
-                hi = (float(np.mean((o.test[0] - T_ev) ** 2)) + o.var[0]) / label_var
-                lo = (o.bias_in[0] + o.var[0]) / label_var
+                hi = (float(np.mean((o.test[i] - T_ev) ** 2)) + o.var[i]) / label_var
+                lo = (o.bias_in[i] + o.var[i]) / label_var
                 pred = math.sqrt(lo * hi) if np.isfinite(lo * hi) else math.inf
             preds.append((lo, hi))
             out.append({**row, "pred": pred, "lo": lo, "hi": hi,
