@@ -239,7 +239,7 @@ class OnlineOracle(Oracle):
     on the ``M`` samples (both mean over the ``k`` outputs, label noise included);
     ``max_rate = eta lambda_max`` (the expected function diverges above 2), ``trace_rate =
     eta sum_j lambda_j / k`` (``eta`` times the per-sample kernel trace per output: the step
-    in NTK units over ``k``; the variance diverges near ``trace_rate ~ 2 / k``)."""
+    in NTK units over ``k``)."""
 
     var: np.ndarray = None
     bias_in: np.ndarray = None
@@ -381,7 +381,7 @@ def online_expected(K, K_test, f0, f0_test, Y, eta: float, steps, *,
     steps : sequence of int
     noise : float
         Variance per output of the labels around ``Y`` (set it when ``Y`` are noise-free
-        conditional means, as in a test; it adds to the floor of :func:`online_modes`).
+        conditional means, as in a test): it drives the SGD noise and adds to ``bias_in``.
     """
     return _online(_Problem.of(K, K_test, f0, f0_test, Y), eta, steps, noise)
 
