@@ -167,15 +167,23 @@ def report(run_dir, eps):
               show_default=True,
               help="The estimate is tight when its held-out and in-sample predictions agree "
                    "within a factor 1 + TOL.")
-def theory(run_dir, seeds, m_max, tol):
+@click.option("--oracle-max", type=click.IntRange(min=1), default=2048, show_default=True,
+              help="Largest number of (sample, scored output) pairs in the linearised "
+                   "oracle's kernel (SGD cells): the run's N samples (finite protocol; larger "
+                   "N are skipped with a note) or the M fresh samples (online; predictions "
+                   "reach n <= M/2).")
+def theory(run_dir, seeds, m_max, tol, oracle_max):
     """Predict the learning curve of every kernel cell of RUN_DIR from the spectral theory of
-    kernel ridge regression (docs/theory.md) and write RUN_DIR/theory.parquet. `pacsim plot`
-    and `pacsim report` then show predicted curves and N_eps beside the measured ones."""
+    kernel ridge regression, and of every SGD cell of mlp2, mlp3, resnet or the ReLU rnn from
+    its network linearised at initialisation (docs/theory.md), and write
+    RUN_DIR/theory.parquet. `pacsim plot` and `pacsim report` then show predicted curves and
+    N_eps beside the measured ones."""
     from .theory.run import write_theory
 
     with _user_errors():
         path = write_theory(run_dir, seeds=seeds, M0=min(256, m_max // 2), M_max=m_max,
-                            tol=tol, log=lambda line: click.echo(line, err=True))
+                            tol=tol, oracle_max=oracle_max,
+                            log=lambda line: click.echo(line, err=True))
     click.echo(str(path))
 
 

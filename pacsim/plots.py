@@ -33,7 +33,7 @@ CENSORED_LABEL = "censored: N_eps > n_max (not fitted)"
 _CENSORED_STYLE = {"marker": "^", "markerfacecolor": "none", "markersize": 10,
                    "markeredgewidth": 1.6, "linestyle": "none"}
 #: Legend text of the predicted curves and N_eps (``pacsim theory``; tests look for it).
-THEORY_LABEL = "theory: spectral KRR prediction (dashed)"
+THEORY_LABEL = "theory: KRR prediction / linearised oracle (dashed)"
 _THEORY_STYLE = {"marker": "D", "markerfacecolor": "none", "markersize": 7,
                  "markeredgewidth": 1.3, "linestyle": "--", "linewidth": 1.1}
 

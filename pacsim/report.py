@@ -369,9 +369,16 @@ def _theory_section(r: Report, table: pd.DataFrame, theory: pd.DataFrame, eps: f
                "Simon et al. 2021, arXiv 2110.03922), the kernel's spectrum and the target's "
                "coefficients estimated from the Gram matrix of M fresh samples "
                f"(`theory.parquet`, written by `pacsim theory`; {seeds} seed(s), at the ridge "
-               "each run chose). Predicted N_eps is read on the same n grid as the measured "
-               "one; the range comes from the in-sample (optimistic) and held-out "
-               "(pessimistic) estimates. 'tight': they agree within the stated tolerance. "
+               "each run chose); and of each SGD cell with a linearised oracle (mlp2, mlp3, "
+               "resnet, the ReLU rnn) from its network linearised at the run's own "
+               "initialisation (Lee et al. 2019, arXiv 1902.06720), at the step size the run "
+               "chose: online SGD in expectation (M fresh samples) or, for the finite "
+               "protocol, the run's own SGD replayed on the linearised network ('basis'). "
+               "Predicted N_eps is read on the same "
+               "n grid as the measured one; the range comes from the in-sample (optimistic) "
+               "and held-out (pessimistic) estimates. 'tight': they agree within the stated "
+               "tolerance. A measured / predicted ratio far from 1 for an SGD cell says the "
+               "run left the kernel regime. "
                "See docs/theory.md for when the prediction should hold.")
     r.add("table", comparison(table, theory, eps))
 

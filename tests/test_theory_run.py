@@ -19,8 +19,8 @@ from pacsim.theory import summary
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """A real sweep: the ntk and random_features kernels and an SGD rnn (m = 8) on AZL,
-    L in {3, 4}, n up to 64, 2 seeds."""
+    """A real sweep: the ntk and random_features kernels and the SGD rnn and mlp2 (m = 8,
+    online) on AZL, L in {3, 4}, n up to 64, 2 seeds."""
     import tomllib
 
     from pacsim.config import parse_sweep
@@ -41,6 +41,8 @@ def folder(tmp_path_factory):
         kind = "random_features"
         [[grid.model]]
         kind = "rnn"
+        [[grid.model]]
+        kind = "mlp2"
         [grid]
         "concept.L" = [3, 4]
         [target]
@@ -62,14 +64,16 @@ def test_theory_command_writes_predictions(folder):
     th = pd.read_parquet(folder / "theory.parquet")
     results = pd.read_parquet(folder / "results.parquet")
     kinds = th.groupby("cell")["model.kind"].first()
-    assert set(kinds) == {"ntk", "random_features", "rnn"}
-    sgd = th[th["model.kind"] == "rnn"]
-    assert (sgd["note"].str.contains("SGD learner")).all() and sgd["pred"].isna().all()
-    pred = th[th["note"] == ""]
+    assert set(kinds) == {"ntk", "random_features", "rnn", "mlp2"}
+    sgd = th[th["model.kind"].isin(["rnn", "mlp2"])]
+    assert (sgd["source"] == "oracle").all() and (th.loc[~th.index.isin(sgd.index), "source"]
+                                                 == "krr").all()
+    _check_online_oracle_rows(sgd, results)
+    pred = th[(th["note"] == "") & (th["source"] == "krr")]
     # one chosen ridge per (cell, seed, n): the ridge the run chose there
     chosen = pred[pred["chosen"]]
     assert chosen.groupby(["cell", "seed", "n"]).size().eq(1).all()
-    kernel_rows = results[results["model.kind"] != "rnn"]
+    kernel_rows = results[~results["model.kind"].isin(["rnn", "mlp2"])]
     merged = chosen.merge(kernel_rows[["cell", "seed", "n", "fit.ridge"]],
                           on=["cell", "seed", "n"])
     assert len(merged) == len(chosen) and np.allclose(merged["ridge"], merged["fit.ridge"])
@@ -84,6 +88,7 @@ def test_theory_command_writes_predictions(folder):
     curves = summary.theory_curves(th)
     med = kernel_rows.groupby(["cell", "n"])["test_nmse"].median().rename("measured")
     both = curves.merge(med.reset_index(), on=["cell", "n"])
+    assert (both["basis"] == "chosen ridge").all()
     big = both[both["measured"] > 0.2]
     assert len(big) >= 4
     assert (np.abs(np.log(big["pred"] / big["measured"])) < np.log(2.0)).all(), big
@@ -106,11 +111,146 @@ def test_plot_and_report_show_the_theory(folder):
     assert r.exit_code == 0, r.output
     text = (folder / "report.md").read_text()
     section = text.split("## Theory vs measurement")[1].split("\n## ")[0]
-    rows = [ln for ln in section.splitlines() if ln.startswith("| ntk") or
-            ln.startswith("| random_features") or ln.startswith("| rnn")]
-    assert len(rows) == 6
-    assert all("none: SGD learner" in ln for ln in rows if ln.startswith("| rnn"))
-    assert "measured / predicted" in section
+    rows = [ln for ln in section.splitlines()
+            if ln.startswith(("| ntk", "| random_features", "| rnn", "| mlp2"))]
+    assert len(rows) == 8
+    # the SGD cells are predicted by their oracle (online SGD in expectation), not skipped
+    sgd_rows = [ln for ln in rows if ln.startswith(("| rnn", "| mlp2"))]
+    assert len(sgd_rows) == 4
+    assert all(summary.ORACLE_BASIS["online"] in ln and "none:" not in ln for ln in sgd_rows)
+    assert "measured / predicted" in section and "linearised" in section
+
+
+def _check_online_oracle_rows(sgd: pd.DataFrame, results: pd.DataFrame) -> None:
+    """One oracle row per (cell, seed, evaluated n), at the step size the run chose there
+    (its raw eta), with steps = n (online), M = 128 (the smallest power of two >= 2 max(n)),
+    and the prediction between its in-sample and held-out estimates."""
+    chosen = results[results["lr_chosen"] & results["model.kind"].isin(["rnn", "mlp2"])]
+    merged = sgd.merge(chosen[["cell", "seed", "n", "eta", "lr_selected"]],
+                       on=["cell", "seed", "n"], how="outer", indicator=True)
+    assert (merged["_merge"] == "both").all()
+    assert sgd.groupby(["cell", "seed", "n"]).size().eq(1).all()
+    np.testing.assert_array_equal(merged["oracle.eta"], merged["eta"])
+    np.testing.assert_array_equal(merged["oracle.lr"], merged["lr_selected"])
+    assert (sgd["oracle.steps"] == sgd["n"]).all() and (sgd["oracle.protocol"] == "online").all()
+    assert (sgd["M"] == 128).all() and sgd["pred"].notna().all() and sgd["chosen"].all()
+    lo, hi = np.minimum(sgd["lo"], sgd["hi"]), np.maximum(sgd["lo"], sgd["hi"])
+    assert (lo <= sgd["pred"] * (1 + 1e-12)).all() and (sgd["pred"] <= hi * (1 + 1e-12)).all()
+
+
+def test_online_oracle_row_is_the_oracle_of_the_runs_network(folder):
+    """An oracle row recomputed from the public functions: the run's concept and network
+    (rebuilt from its seed streams), M = 128 fresh samples of the oracle's stream, the run's
+    test set, oracle.rnn_kernel and oracle.online_expected; the row's held-out estimate is
+    that oracle's test_nmse (to 1e-9: the same operations in another order)."""
+    from pacsim import concepts, learners
+    from pacsim.concepts import scored
+    from pacsim.config import parse_sweep
+    from pacsim.models import rnn
+    from pacsim.seeding import streams
+    from pacsim.theory import oracle, oracle_run
+
+    th = theory_run.predict_run(folder, seeds=1, M_max=256, M0=128)
+    results = pd.read_parquet(folder / "results.parquet")
+    import json
+
+    cfg = parse_sweep(json.loads((folder / "sweep.json").read_text()))
+    cell = int(results.loc[(results["model.kind"] == "rnn") & (results["concept.L"] == 4),
+                           "cell"].iloc[0])
+    spec = cfg.cells()[cell][1]
+    row = th[(th["cell"] == cell) & (th["seed"] == 0) & (th["n"] == 32)].iloc[0]
+    s = streams(0)
+    concept = concepts.make(spec.concept, s.concept)
+    learner = learners.make(spec.model, concept, s.init)
+    Xt, Yt = concept.sample(spec.train.n_test, s.eval)
+    rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=oracle_run.STREAM))
+    X, Y = concept.sample(128, rng)
+    A, At = learner.encode(X), learner.encode(Xt)
+    p, pos = learner.params0, learner.positions
+    o = oracle.online_expected(
+        oracle.rnn_kernel(p, A, None, pos), oracle.rnn_kernel(p, At, A, pos),
+        rnn.forward(p, A)[:, pos].reshape(128, -1), rnn.forward(p, At)[:, pos].reshape(len(At), -1),
+        scored(concept, Y).reshape(128, -1), row["oracle.eta"], [32])
+    T = scored(concept, Yt).reshape(len(Yt), -1)
+    held = (np.mean((o.test[0] - T) ** 2) + o.var[0]) / np.mean(np.var(T, axis=0))
+    assert row["hi"] == pytest.approx(held, rel=1e-9)
+    assert len(At) == row["oracle.n_test"] == 200
+
+
+@pytest.fixture(scope="module")
+def finite_folder(tmp_path_factory):
+    """A real sweep with the finite protocol and early stopping: a wide mlp2 (m = 1024, NTK
+    scaling: lazy), a narrow rnn with f0 = "symmetric", and a tanh rnn (no oracle), on AZL
+    L = 3, lr = 0.5 in NTK units, 8 epochs (patience 2), N from 8 to 32, 2 seeds."""
+    import tomllib
+
+    from pacsim.config import parse_sweep
+    from pacsim.sweep import run_sweep
+
+    cfg = parse_sweep(tomllib.loads(textwrap.dedent("""
+        name = "tiny-oracle"
+        seeds = [0, 1]
+        [base.concept]
+        d_x = 3
+        L = 3
+        [base.train]
+        n_test = 200
+        protocol = "finite"
+        epochs = 8
+        patience = 2
+        lr = 0.5
+        [[grid.model]]
+        kind = "mlp2"
+        m = 1024
+        init = "experiment"
+        [[grid.model]]
+        kind = "rnn"
+        m = 16
+        f0 = "symmetric"
+        [[grid.model]]
+        kind = "rnn"
+        m = 16
+        cell = "tanh"
+        [target]
+        eps = 0.5
+        n_min = 8
+        n_max = 32
+        n_boot = 100
+        """)))
+    out = tmp_path_factory.mktemp("runs")
+    run_sweep(cfg, out=out, workers=1, progress=False)
+    return out / "tiny-oracle"
+
+
+def test_finite_oracle_replays_the_runs_sgd(finite_folder):
+    """Finite protocol: the oracle replays the run's SGD (its samples, its permutations, its
+    step, up to its best epoch) on the linearised network. The wide mlp2 is lazy, so its
+    measured test_nmse is within 10% of the oracle's at every seed and N (measured: within
+    4%; the remainder is the network's departure from its linearisation); any slip in the
+    samples, order, step, steps or normalisation would be far outside that. The tanh rnn has
+    no oracle (a note says why); a cap below N skips those N with a note."""
+    th = theory_run.predict_run(finite_folder, seeds=2, M_max=256, M0=128)
+    results = pd.read_parquet(finite_folder / "results.parquet")
+    sgd = th[th["source"] == "oracle"]
+    tanh = sgd[sgd["note"].str.contains("ReLU", na=False)]
+    assert len(tanh) == 1 and tanh["pred"].isna().all()
+    rows = sgd[sgd["note"] == ""]
+    assert (rows["oracle.protocol"] == "finite").all() and (rows["M"] == rows["n"]).all()
+    runs = results[results["lr_chosen"]]
+    m = rows.merge(runs[["cell", "seed", "n", "test_nmse", "best_epoch", "eta"]],
+                   on=["cell", "seed", "n"])
+    assert len(m) == len(rows) > 0
+    np.testing.assert_array_equal(m["oracle.steps"], m["best_epoch"] * m["n"])
+    assert (m["best_epoch"] < 8).any()  # early stopping happened somewhere
+    wide = m[m["model.kind"] == "mlp2"]
+    assert len(wide) >= 6
+    assert (np.abs(np.log(wide["pred"] / wide["test_nmse"])) < np.log(1.1)).all(), wide
+    narrow = m[m["model.kind"] == "rnn"]
+    assert len(narrow) and np.isfinite(narrow["pred"]).all()
+    capped = theory_run.predict_run(finite_folder, seeds=1, oracle_max=15)
+    over = capped[(capped["source"] == "oracle") & (capped["n"] > 15)]
+    assert len(over) and over["note"].str.contains("--oracle-max").all()
+    assert over["pred"].isna().all()
 
 
 def test_theory_needs_a_run_folder(tmp_path):

@@ -5,12 +5,14 @@
 * :mod:`~pacsim.theory.spectrum`: kernel spectra and target coefficients, estimated from a
   Gram matrix of fresh samples, or exact for dot-product kernels on the hypercube;
 * :mod:`~pacsim.theory.oracle`: the linearised-training oracle (the network linearised at its
-  initialisation, trained by full-batch gradient descent, in closed form);
+  initialisation: full-batch gradient descent in closed form, SGD replayed, online SGD in
+  expectation; feed-forward nets and the RNN);
 * :mod:`~pacsim.theory.run`: ``pacsim theory RUN_DIR``, predictions for every kernel cell of a
-  run folder, written to ``theory.parquet``; :mod:`~pacsim.theory.summary` reads them back.
+  run folder and, through :mod:`~pacsim.theory.oracle_run`, the oracle of every SGD cell that
+  has one, written to ``theory.parquet``; :mod:`~pacsim.theory.summary` reads them back.
 
 Only ``curves`` and ``spectrum`` (NumPy and SciPy) are imported with the package; import
-``oracle``, ``run`` and ``summary`` by name.
+``oracle``, ``oracle_run``, ``run`` and ``summary`` by name.
 """
 
 from . import curves, spectrum

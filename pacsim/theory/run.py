@@ -8,11 +8,19 @@ coefficients (:func:`pacsim.theory.spectrum.estimate`), and the learning curve i
 every evaluated ``n`` of the cell and every ridge of the learner's grid. The row of the ridge the
 run itself chose at that ``n`` and seed (``fit.ridge``) is marked ``chosen``.
 
+For every cell of an SGD learner whose network has a linearised oracle (``mlp2``, ``mlp3``,
+``resnet``, the ReLU ``rnn`` with full BPTT; vanilla SGD), :mod:`pacsim.theory.oracle_run`
+predicts the test error of the network linearised at the run's own initialisation, trained
+as the run was (online: online SGD in expectation; finite: GD for the run's steps).
+
 ``theory.parquet``: one row per (cell, seed, n, ridge) with ``pred`` (the prediction), ``lo``
 and ``hi`` (in-sample and held-out estimates, which bracket it), ``M``, ``spread`` and
-``stable`` (the estimate's check, over the ridges the run chose), ``chosen``; and a row per
-cell that has no prediction with ``note`` saying why (SGD learners; joint kernels
-``blocks = "full"``; the shared RNN readout).
+``stable`` (the estimate's check, over the ridges the run chose), ``chosen``, ``source =
+"krr"``; one row per (cell, seed, n) of the oracle with ``source = "oracle"``, ``ridge`` NaN,
+``chosen`` true and ``oracle.*`` columns (``protocol``, ``lr``, ``eta``, ``steps``,
+``max_rate``, ``trace_rate``, ``n_test``); and a row per cell that has no prediction with
+``note`` saying why (joint kernels ``blocks = "full"``; the shared RNN readout; SGD learners
+without an oracle; an oracle over its ``--oracle-max``).
 Cells whose learner chooses a kernel parameter on validation (``gaussian``) are predicted at
 the median of the chosen bandwidth factors (``fit.bandwidth_factor``) times the median
 distance of the fresh samples.
@@ -31,11 +39,12 @@ from .. import concepts, learners
 from ..concepts import scored
 from ..errors import PacsimError
 from ..seeding import streams
+from .oracle_run import ORACLE_MAX, NoOracle, learner_sgd, oracle_rows
 from .spectrum import estimate
 from .summary import THEORY_FILE, read_theory, theory_curves, theory_n_eps
 
-__all__ = ["THEORY_FILE", "predict_run", "write_theory", "read_theory", "theory_curves",
-           "theory_n_eps", "kernel_of"]
+__all__ = ["THEORY_FILE", "ORACLE_MAX", "predict_run", "write_theory", "read_theory",
+           "theory_curves", "theory_n_eps", "kernel_of"]
 
 #: Spawn key of the fresh samples' stream (no run draws from it).
 STREAM = 0x7E0
@@ -111,11 +120,14 @@ def _spec_cells(run_dir: Path):
 
 
 def predict_run(run_dir: str | Path, *, seeds: int = 2, M0: int = 256, M_max: int = 4096,
-                tol: float = 0.1, log: Callable[[str], None] | None = None) -> pd.DataFrame:
+                tol: float = 0.1, oracle_max: int = ORACLE_MAX,
+                log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """The rows of ``theory.parquet`` for a run folder (module docstring)."""
     run_dir = Path(run_dir)
     if seeds < 1:
         raise PacsimError(f"seeds must be >= 1, got {seeds}")
+    if oracle_max < 1:
+        raise PacsimError(f"oracle_max must be >= 1, got {oracle_max}")
     path = run_dir / "results.parquet"
     if not path.is_file():
         raise PacsimError(f"no results.parquet in {str(run_dir)!r}; run `pacsim sweep CONFIG` "
@@ -135,9 +147,17 @@ def predict_run(run_dir: str | Path, *, seeds: int = 2, M0: int = 256, M_max: in
             concept = concepts.make(spec.concept, s.concept)
             try:
                 learner = learners.make(spec.model, concept, s.init)
+                if learner.sgd:
+                    rows += oracle_rows(spec, concept, learner, seed, cr[cr["seed"] == seed],
+                                        base, oracle_max=oracle_max, tol=tol)
+                    if log:
+                        log(f"cell {cell} ({spec.model.kind}) seed {seed}: linearised oracle, "
+                            f"{time.perf_counter() - t0:.1f} s")
+                    continue
                 kernel = kernel_of(learner, cr)
-            except NoTheory as e:
-                rows.append({**base, "seed": seed, "note": str(e)})
+            except (NoTheory, NoOracle) as e:
+                rows.append({**base, "seed": seed, "note": str(e),
+                             "source": "oracle" if learner_sgd(spec) else "krr"})
                 break  # the same for every seed
 
             def draw(M, concept=concept, learner=learner, seed=seed):
@@ -156,7 +176,7 @@ def predict_run(run_dir: str | Path, *, seeds: int = 2, M0: int = 256, M_max: in
                                  "stable": est.stable,
                                  "chosen": bool(np.isclose(chosen.get(int(n), np.nan), ridge,
                                                            rtol=1e-12, atol=0.0)),
-                                 "note": ""})
+                                 "note": "", "source": "krr"})
             if log:
                 log(f"cell {cell} ({spec.model.kind}) seed {seed}: M = {est.M}, spread "
                     f"{est.spread:.3f}{'' if est.stable else ' (not stable)'}, "

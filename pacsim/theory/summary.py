@@ -11,7 +11,8 @@ import pandas as pd
 
 from . import curves
 
-__all__ = ["THEORY_FILE", "read_theory", "theory_curves", "theory_n_eps", "comparison"]
+__all__ = ["THEORY_FILE", "ORACLE_BASIS", "sources", "read_theory", "theory_curves",
+           "theory_n_eps", "comparison"]
 
 THEORY_FILE = "theory.parquet"
 
@@ -22,16 +23,35 @@ def read_theory(run_dir: str | Path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.is_file() else None
 
 
+#: ``basis`` of the oracle's curves, by the run's protocol.
+ORACLE_BASIS = {"online": "oracle (online SGD)", "finite": "oracle (run's SGD replayed)"}
+
+
+def sources(theory: pd.DataFrame) -> pd.Series:
+    """``source`` of every row: ``"krr"`` or ``"oracle"`` (tables that predate the oracle
+    have no column: all ``"krr"``)."""
+    if "source" not in theory:
+        return pd.Series("krr", index=theory.index)
+    return theory["source"].fillna("krr")
+
+
 def theory_curves(theory: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and ``n``: the predicted ``test_nmse`` at the ridge the run chose (``basis =
-    "chosen ridge"``; where the table does not say, the best ridge of the grid, ``"best
-    ridge"``): ``pred`` the median over the seeds, ``lo`` / ``hi`` the smallest in-sample and
-    largest held-out estimate over them (the estimate's spread over seeds and ``M``)."""
+    """Per cell and ``n``: the predicted ``test_nmse``. For a kernel cell, at the ridge the
+    run chose (``basis = "chosen ridge"``; where the table does not say, the best ridge of the
+    grid, ``"best ridge"``); for an SGD cell, the linearised oracle's (``basis`` in
+    :data:`ORACLE_BASIS`). ``pred`` the median over the seeds, ``lo`` / ``hi`` the smallest
+    in-sample and largest held-out estimate over them (the estimate's spread over seeds and
+    ``M``)."""
     t = theory[theory["note"].fillna("") == ""].dropna(subset=["pred"])
     if t.empty:
         return pd.DataFrame(columns=["cell", "n", "pred", "lo", "hi", "basis"])
+    src = sources(t)
     parts = []
-    for (cell, seed), g in t.groupby(["cell", "seed"]):
+    for (_, _), g in t.groupby(["cell", "seed"]):
+        if (src.loc[g.index] == "oracle").all():
+            proto = g["oracle.protocol"].iloc[0] if "oracle.protocol" in g else "online"
+            parts.append(g.assign(basis=ORACLE_BASIS.get(proto, "oracle")))
+            continue
         ch = g[g["chosen"]]
         if ch["n"].nunique() == g["n"].nunique():
             parts.append(ch.assign(basis="chosen ridge"))
@@ -79,7 +99,8 @@ def comparison(table: pd.DataFrame, theory: pd.DataFrame, eps: float) -> pd.Data
     ``predicted`` with the range ``[from the in-sample curve, from the held-out curve]``,
     ``measured / predicted`` (a bound when censored: ``>``), the held-out over the in-sample
     prediction at the predicted N_eps, ``M``, whether the estimate was tight everywhere
-    (``stable``), the ridge basis, and cells without a prediction with the reason."""
+    (``stable``), the ``basis`` (the kernel prediction's ridge, or the linearised oracle of
+    an SGD cell), and cells without a prediction with the reason."""
     from ..tables import concept_keys, short_key
 
     pred = theory_n_eps(theory, eps).set_index("cell")
@@ -107,7 +128,7 @@ def comparison(table: pd.DataFrame, theory: pd.DataFrame, eps: float) -> pd.Data
                 else f"{p['hi_over_lo']:.3g}"
             row["M"] = int(p["M"])
             row["tight"] = "yes" if p["stable"] else "no"
-            row["ridge"] = p["basis"]
+            row["basis"] = p["basis"]
         elif cell in notes.index:
             row["N_eps predicted"] = f"none: {notes.loc[cell]}"
         elif cell in set(theory["cell"]):  # predicted, but no evaluated n within M / 2
