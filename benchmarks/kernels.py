@@ -34,12 +34,13 @@ import argparse
 import os
 import sys
 
+from _threads import set_threads
+
 _threads = "1"
 for _i, _a in enumerate(sys.argv):
     if _a == "--threads" and _i + 1 < len(sys.argv):
         _threads = sys.argv[_i + 1]
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[_var] = _threads
+set_threads(_threads)
 
 import platform
 import statistics

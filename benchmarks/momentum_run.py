@@ -20,10 +20,9 @@ Run it by hand::
 """
 
 # ruff: noqa: E402  (the thread counts must be set before numpy or numba is imported)
-import os
+from _threads import set_threads
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[_var] = "1"
+set_threads(1)
 
 import argparse
 import statistics

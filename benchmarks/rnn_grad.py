@@ -30,10 +30,9 @@ Run it by hand (torch is optional and never a pacsim dependency)::
 """
 
 # ruff: noqa: E402  (the thread counts must be set before numpy, numba or torch is imported)
-import os
+from _threads import optional_torch, set_threads
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[_var] = "1"
+set_threads(1)
 
 import argparse
 import statistics
@@ -46,12 +45,7 @@ from _roofline import Roofline, limit_threads
 
 from pacsim.models import rnn
 
-try:
-    import torch
-except ImportError:
-    torch = None
-else:
-    torch.set_num_threads(1)
+torch = optional_torch()
 
 L, D_X, D, LAM, EPS_X = 16, 8, 1, 1.0, 0.5
 POS = list(range(2, L))
