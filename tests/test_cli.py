@@ -1,34 +1,14 @@
 """The command line end to end, through click's CliRunner."""
 
-import textwrap
-
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from tiny import tiny_toml
 
 from pacsim import __version__
 from pacsim.cli import main
 
-TINY = textwrap.dedent(
-    """
-    name = "cli"
-    seeds = [0, 1]
-    [base.concept]
-    d_x = 3
-    [base.model]
-    m = 8
-    [base.train]
-    lr = 0.5
-    n_test = 40
-    [grid]
-    "concept.L" = [3, 4]
-    [target]
-    eps = 0.9
-    n_min = 8
-    n_max = 64
-    n_boot = 100
-    """
-)
+TINY = tiny_toml("cli")
 
 
 def _run(*args):

@@ -14,38 +14,19 @@ import contextlib
 import importlib.util
 import io
 import re
-import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from tiny import tiny_toml
 
 from pacsim.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "analysis").glob("*.py"))
 
-TINY = textwrap.dedent(
-    """
-    name = "usage"
-    seeds = [0, 1]
-    [base.concept]
-    d_x = 3
-    [base.model]
-    m = 8
-    [base.train]
-    lr = 0.5
-    n_test = 40
-    [grid]
-    "concept.L" = [3, 4]
-    [target]
-    eps = 0.9
-    n_min = 8
-    n_max = 64
-    n_boot = 100
-    """
-)
+TINY = tiny_toml("usage")
 
 
 def _code_spans(text: str) -> list[str]:
