@@ -39,13 +39,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from .. import learners
 from ..concepts import scored
 from ..models import ff, rnn
 from ..seeding import streams
 from . import oracle
 
-__all__ = ["ORACLE_MAX", "ORACLE_TEST", "STREAM", "oracle_rows", "learner_sgd", "NoOracle"]
+__all__ = ["ORACLE_MAX", "ORACLE_TEST", "STREAM", "oracle_rows", "NoOracle"]
 
 #: Default cap on the (sample, output) pairs of the oracle's kernel (``--oracle-max``): its
 #: Gram matrix and ``eigh`` stay within a laptop's memory and a minute (the RNN's kernel costs
@@ -59,10 +58,6 @@ STREAM = (0x7E0, 1)
 
 class NoOracle(Exception):
     """This SGD learner's run has no linearised oracle (the message says why)."""
-
-
-def learner_sgd(spec) -> bool:
-    return bool(learners.LEARNERS[spec.model.kind].SGD)
 
 
 class _Linearised:

@@ -39,7 +39,7 @@ from .. import concepts, learners
 from ..concepts import scored
 from ..errors import PacsimError
 from ..seeding import streams
-from .oracle_run import ORACLE_MAX, NoOracle, learner_sgd, oracle_rows
+from .oracle_run import ORACLE_MAX, NoOracle, oracle_rows
 from .spectrum import estimate
 from .summary import THEORY_FILE, read_theory, theory_curves, theory_n_eps
 
@@ -157,7 +157,7 @@ def predict_run(run_dir: str | Path, *, seeds: int = 2, M0: int = 256, M_max: in
                 kernel = kernel_of(learner, cr)
             except (NoTheory, NoOracle) as e:
                 rows.append({**base, "seed": seed, "note": str(e),
-                             "source": "oracle" if learner_sgd(spec) else "krr"})
+                             "source": "oracle" if learner.sgd else "krr"})
                 break  # the same for every seed
 
             def draw(M, concept=concept, learner=learner, seed=seed):
