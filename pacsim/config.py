@@ -65,7 +65,10 @@ class TrainConfig(_Frozen):
     ``optimizer = "momentum"`` is the papers' *experimental* optimiser instead (AZL-ResNet and
     AZLL experiments, arXiv 1905.10337 v2 and arXiv 1811.04918 v5, Figs. 1-2: mini-batch
     50, heavy-ball momentum 0.9, step size divided by 10 half-way): not vanilla SGD, and not
-    what the theorems analyse. It needs the finite protocol.
+    what the theorems analyse. It needs the finite protocol. ``optimizer = "minibatch"`` is
+    plain mini-batch SGD over the finite protocol's N samples (batch ``batch``, constant step,
+    no momentum or weight decay; early stopping with ``patience`` as for vanilla SGD), on the
+    learners' batched gradient paths.
     """
 
     protocol: Literal["online", "finite"] = "online"
@@ -91,8 +94,10 @@ class TrainConfig(_Frozen):
     patience: PosInt | None = None
     n_test: Annotated[int, Field(ge=2)] = 1000  #: held-out test samples
     n_val: Annotated[int, Field(ge=2)] = 500  #: validation samples (used to choose lr)
-    optimizer: Literal["sgd", "momentum"] = "sgd"  #: "momentum": the papers' experimental preset
-    batch: PosInt = 50  #: momentum: mini-batch size
+    #: "sgd": vanilla SGD (batch 1); "minibatch": plain mini-batch SGD (finite protocol);
+    #: "momentum": the papers' experimental preset (finite protocol)
+    optimizer: Literal["sgd", "minibatch", "momentum"] = "sgd"
+    batch: PosInt = 50  #: minibatch and momentum: mini-batch size
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9  #: momentum: heavy-ball coefficient
     decay_at: Annotated[float, Field(gt=0, le=1)] = 0.5  #: momentum: fraction of epochs before the decay
     decay_factor: Annotated[float, Field(gt=0, le=1)] = 0.1  #: momentum: step-size factor after it
@@ -107,21 +112,22 @@ class TrainConfig(_Frozen):
 
     @model_validator(mode="after")
     def _momentum_needs_finite(self):
-        if self.optimizer == "momentum" and self.protocol != "finite":
-            raise ValueError('optimizer = "momentum" needs protocol = "finite"')
+        if self.optimizer != "sgd" and self.protocol != "finite":
+            raise ValueError(f'optimizer = "{self.optimizer}" needs protocol = "finite"')
         return self
 
     @model_validator(mode="after")
-    def _patience_needs_vanilla_finite(self):
-        if self.optimizer == "sgd" and any(self.weight_decays):
+    def _optimizer_keys(self):
+        if self.optimizer != "momentum" and any(self.weight_decays):
             raise ValueError('weight_decay belongs to optimizer = "momentum" (the papers\' '
-                             "preset); vanilla SGD has none")
+                             f'preset); optimizer = "{self.optimizer}" has none')
         if self.lr_warmup is not None and (self.optimizer != "sgd" or self.lr_units != "ntk"):
             raise ValueError('lr_warmup rescales a step in NTK units: it needs optimizer = "sgd" '
                              'and lr_units = "ntk"')
-        if self.patience is not None and self.optimizer != "sgd":
-            raise ValueError('patience (early stopping) is for vanilla SGD (optimizer = "sgd"); '
-                             'the momentum preset runs all its epochs, as the papers do')
+        if self.patience is not None and self.optimizer == "momentum":
+            raise ValueError('patience (early stopping) is for optimizer = "sgd" or '
+                             '"minibatch"; the momentum preset runs all its epochs, as the '
+                             "papers do")
         if self.lr_min > self.lr_start or self.lr_start > self.lr_max:
             raise ValueError(f"need lr_min <= lr_start <= lr_max; got {self.lr_min}, "
                              f"{self.lr_start}, {self.lr_max}")

@@ -10,6 +10,9 @@ Two protocols (``train.protocol``):
   ``patience`` epochs, and the best epoch's weights are kept; the row records the epochs run,
   the best epoch, the SGD steps taken and the training error (``train_nmse``), so N (samples)
   and steps are separate numbers. The stopping epoch reads the validation set only.
+  ``optimizer = "minibatch"`` takes one step per mini-batch of ``batch`` samples instead of one
+  per sample (plain mini-batch SGD, :class:`_BatchSGD`); the papers' ``"momentum"`` preset adds
+  momentum, weight decay and a step decay and runs every epoch.
 
 Every run draws its target from the ``concept`` stream, its test set from ``eval``, its
 validation set from ``val``, its training samples from ``data`` and its initial weights from
@@ -140,16 +143,26 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
         X, Y = concept.sample(N, s.data)
         inputs = learner.encode(X)
         stop = _EarlyStopping(learner, val, tc.patience) if early else None
+        batched = tc.optimizer == "minibatch"
+        opt = _BatchSGD(learner, inputs, Y, tc.batch, 0.0, 0.0, s.sgd, loss_scale) if batched \
+            else None
         epochs = 0
         for epoch in range(tc.epochs):
             if tc.lr_warmup is not None and epoch * N >= tc.lr_warmup and "train_info.lr_rescale" \
                     not in result.info:
                 eta = _rescaled(learner, eta, result)
-            n_steps, losses = learner.sgd_chunk(inputs, Y, eta * loss_scale,
-                                                s.sgd.permutation(N))
-            if n_steps < N:
-                result.status, result.diverged_step = "diverged", epoch * N + n_steps + 1
-                break
+            if batched:
+                mean_loss = opt.epoch(eta)
+                if opt.diverged_step is not None:
+                    result.status, result.diverged_step = "diverged", opt.diverged_step
+                    break
+            else:
+                n_steps, losses = learner.sgd_chunk(inputs, Y, eta * loss_scale,
+                                                    s.sgd.permutation(N))
+                if n_steps < N:
+                    result.status, result.diverged_step = "diverged", epoch * N + n_steps + 1
+                    break
+                mean_loss = float(np.mean(losses)) * loss_scale
             epochs = epoch + 1
             if stop is not None and stop.after_epoch(epochs):
                 break
@@ -157,13 +170,13 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
             # with early stopping, a run that diverged after its best epoch keeps that epoch's
             # weights and is scored there (its status still says it diverged: the step size
             # is past the stability edge)
-            extra = {"epochs": epochs, "steps": epochs * N}
+            extra = {"epochs": epochs, "steps": opt.step if batched else epochs * N}
             if stop is not None:
                 stop.restore()
                 extra["best_epoch"] = stop.best_epoch
             train = _EvalSet(X, Y, concept, learner)
             extra["train_nmse"] = train.errors(learner, "train")["train_nmse"]
-            last = float(np.mean(losses)) * loss_scale if result.status == "ok" else math.nan
+            last = mean_loss if result.status == "ok" else math.nan
             evaluate(N, last, extra=extra)
     result.info.update({f"learner_info.{k}": v for k, v in learner.info().items()})
     result.wall_s = time.perf_counter() - t0
@@ -171,46 +184,79 @@ def run(spec: RunSpec, seed: int, lr: float, checkpoints, validate: bool = False
 
 
 def _momentum(learner, inputs, Y, eta, tc, rng, result, loss_scale=1.0) -> float:
-    """The papers' experimental optimiser (not vanilla SGD; see TrainConfig): mini-batches of
-    ``tc.batch`` from a fresh permutation each epoch, heavy-ball momentum
-    ``v <- mu v + (g + wd w)``, ``w <- w - eta_t v``, ``eta_t = eta`` for the first
+    """The papers' experimental optimiser (not vanilla SGD; see TrainConfig): :class:`_BatchSGD`
+    with ``tc.batch``, ``tc.momentum`` and ``tc.weight_decay``, the step ``eta`` for the first
     ``decay_at * epochs`` epochs and ``eta * decay_factor`` after: ``torch.optim.SGD`` with
-    ``momentum``, ``weight_decay`` and a step decay. ``g`` is the gradient of the batch loss in
-    ``tc.loss``'s convention: the learner's half_sse gradient times ``loss_scale`` (``2/k``
-    for "mse"), weight decay added after it. Returns the last epoch's mean batch loss (same
-    convention); a non-finite loss or gradient marks the run diverged."""
+    ``momentum``, ``weight_decay`` and a step decay. Returns the last epoch's mean batch loss
+    (``tc.loss``'s convention); a non-finite loss or gradient marks the run diverged."""
     if len(tc.weight_decays) != 1:
         raise ValueError("one run takes one weight_decay; a list is chosen per cell by the sweep")
     (wd,) = tc.weight_decays
-    weights = learner.trained()
-    velocity = [np.zeros_like(w) for w in weights]
-    N = len(Y)
+    opt = _BatchSGD(learner, inputs, Y, tc.batch, tc.momentum, wd, rng, loss_scale)
     decay_epoch = math.ceil(tc.decay_at * tc.epochs)
-    step = 0
+    loss = math.nan
     for epoch in range(tc.epochs):
-        lr_t = eta * (tc.decay_factor if epoch >= decay_epoch else 1.0)
-        for v in velocity:  # a dead unit's velocity decays into subnormals, which are slow
-            np.copyto(v, 0, where=np.abs(v) < np.finfo(v.dtype).tiny)
-        order = rng.permutation(N)
+        loss = opt.epoch(eta * (tc.decay_factor if epoch >= decay_epoch else 1.0))
+        if opt.diverged_step is not None:
+            result.status, result.diverged_step = "diverged", opt.diverged_step
+            return math.nan
+    return loss
+
+
+class _BatchSGD:
+    """Mini-batch SGD over fixed samples, with heavy-ball momentum and coupled weight decay.
+
+    Every epoch draws a fresh permutation of the ``N`` samples from ``rng`` and steps once per
+    batch of ``batch`` of them (the last may be smaller): ``v <- mu v + (g + wd w)``,
+    ``w <- w - eta v`` for each :meth:`Learner.trained` array ``w``, where ``g`` is the
+    gradient of the batch's mean loss in ``train.loss``'s convention (the learner's half_sse
+    gradient times ``loss_scale``) from :meth:`Learner.batch_grad` (matrix-matrix products
+    over the batch from a few samples on). ``mu = 0`` and ``wd = 0`` is plain mini-batch SGD,
+    ``w <- w - eta g`` (``train.optimizer = "minibatch"``); with ``batch = 1`` that is vanilla
+    SGD. A non-finite loss or gradient stops it before the update (``diverged_step``, 1-based).
+    """
+
+    def __init__(self, learner, inputs, Y, batch, mu, wd, rng, loss_scale=1.0):
+        self.learner, self.inputs, self.Y, self.batch = learner, inputs, Y, batch
+        self.mu, self.wd, self.rng, self.loss_scale = mu, wd, rng, loss_scale
+        self.weights = learner.trained()
+        self.velocity = [np.zeros_like(w) for w in self.weights] if mu else None
+        self.step = 0  #: steps taken
+        self.diverged_step: int | None = None
+
+    def epoch(self, eta: float) -> float:
+        """One pass over the samples at step size ``eta``; the mean batch loss (NaN once the
+        run diverged)."""
+        if self.diverged_step is not None:
+            return math.nan
+        if self.velocity is not None:  # a dead unit's velocity decays into subnormals: slow
+            for v in self.velocity:
+                np.copyto(v, 0, where=np.abs(v) < np.finfo(v.dtype).tiny)
+        N = len(self.Y)
+        order = self.rng.permutation(N)
         losses = []
-        for start in range(0, N, tc.batch):
-            idx = np.sort(order[start:start + tc.batch])
-            loss, grads = learner.batch_grad(inputs[idx], Y[idx])
-            loss *= loss_scale
-            step += 1
+        for start in range(0, N, self.batch):
+            idx = np.sort(order[start:start + self.batch])
+            loss, grads = self.learner.batch_grad(self.inputs[idx], self.Y[idx])
+            loss *= self.loss_scale
             if not (np.isfinite(loss) and all(np.isfinite(g).all() for g in grads)):
-                result.status, result.diverged_step = "diverged", step  # or it would be next
+                self.diverged_step = self.step + 1  # or it would be next
                 return math.nan
-            for w, v, g in zip(weights, velocity, grads, strict=True):
-                if loss_scale != 1.0:
-                    g = g * loss_scale
-                if wd:
-                    g = g + wd * w
-                v *= tc.momentum
-                v += g
-                w -= lr_t * v
+            self.step += 1
+            for i, (w, g) in enumerate(zip(self.weights, grads, strict=True)):
+                if self.loss_scale != 1.0:
+                    g = g * self.loss_scale
+                if self.wd:
+                    g = g + self.wd * w
+                if self.velocity is None:
+                    w -= eta * g
+                else:
+                    v = self.velocity[i]
+                    v *= self.mu
+                    v += g
+                    w -= eta * v
             losses.append(loss)
-    return float(np.mean(losses))
+        return float(np.mean(losses))
 
 
 def _rescaled(learner, eta: float, result: RunResult) -> float:

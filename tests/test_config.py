@@ -138,3 +138,17 @@ def test_momentum_optimizer_needs_the_finite_protocol():
         parse_sweep(_sweep(base={"train": {"optimizer": "momentum"}}))
     cfg = parse_sweep(_sweep(base={"train": {"optimizer": "momentum", "protocol": "finite"}}))
     assert cfg.base.train.batch == 50 and cfg.base.train.momentum == 0.9
+
+
+def test_minibatch_optimizer_settings_are_checked():
+    def train(**kw):
+        return parse_sweep(_sweep(base={"train": kw})).base.train
+
+    with pytest.raises(ConfigError, match='"minibatch" needs protocol = "finite"'):
+        train(optimizer="minibatch")
+    with pytest.raises(ConfigError, match='optimizer = "minibatch" has none'):
+        train(optimizer="minibatch", protocol="finite", weight_decay=1e-3)
+    with pytest.raises(ConfigError, match="momentum preset runs all its epochs"):
+        train(optimizer="momentum", protocol="finite", patience=3)
+    ok = train(optimizer="minibatch", protocol="finite", patience=3, batch=8)
+    assert ok.batch == 8 and ok.patience == 3

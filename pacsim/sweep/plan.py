@@ -325,7 +325,7 @@ def _steps(spec: RunSpec, n: int) -> int:
         return 0
     if tc.protocol == "online":
         return n
-    if tc.optimizer == "momentum":
+    if tc.optimizer != "sgd":  # one step per mini-batch
         return math.ceil(n / tc.batch) * tc.epochs
     return n * tc.epochs
 
