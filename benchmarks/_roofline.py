@@ -9,16 +9,17 @@ those ceilings on the machine at hand, on the threads the benchmark uses:
   (``2 n^3`` flops; ``n = 1024``), the best a BLAS does on this core;
 * **L2 bandwidth** (GB/s): ``np.dot`` of two float64 vectors that together fill half the L2
   cache (read-only streaming, ``2 n`` elements read), after one untimed pass that loads them;
-* **16 MiB bandwidth**: the same on 16 MiB, past the L2 but inside the last-level cache of
-  most servers (the weights of a width-1024 to 1448 float64 matrix);
-* **memory bandwidth**: the same on 128 MiB (``mem_mib``), past the caches.
+* **last-level cache bandwidth**: the same on half the last-level cache (L3 where there is
+  one; its size read from sysfs, 16 MiB when it cannot be read), past the L2;
+* **memory bandwidth**: the same on 128 MiB (``mem_mib``) or four times the last-level cache,
+  whichever is larger: past the caches.
 
 A ceiling is the best of its repeats (as STREAM reports it: the machine can do at least
 that); a timed operation is the median of its repeats.
 
 A timed operation then reports its achieved GFLOP/s and GB/s (from the flops and bytes the
 caller counts) and its fraction of the roofline bound: ``max(flops / peak, bytes / bw) / t``,
-with ``bw`` the bandwidth of the smallest level the working set fits in (L2, 16 MiB, memory).
+with ``bw`` the bandwidth of the smallest level the working set fits in (L2, LLC, memory).
 100% is the hardware's limit; the ceiling that sets the bound is named. On a shared machine
 the load changes between the ceilings' measurement and an operation's, so a fraction is good
 to about +-20%.
@@ -43,8 +44,6 @@ except ImportError:  # optional: the benchmarks then rely on the *_NUM_THREADS v
     threadpoolctl = None
 
 _LIMITER = None
-#: The middle bandwidth level (bytes).
-MID = 16 * 1024**2
 
 
 def limit_threads(n: int = 1):
@@ -71,24 +70,25 @@ def thread_info() -> str:
     return "BLAS/OpenMP pools: " + ("; ".join(pools) or "none found") + tail
 
 
-def l2_bytes() -> int:
-    """Size of one core's L2 cache from sysfs (1 MiB when it cannot be read)."""
+def cache_bytes(level: int, default: int) -> int:
+    """Size of cpu0's data or unified cache at ``level`` (2: its L2, 3: the L3) from sysfs;
+    ``default`` when it cannot be read."""
     base = "/sys/devices/system/cpu/cpu0/cache"
+    units = {"K": 1024, "M": 1024**2}
     try:
         for entry in sorted(os.listdir(base)):
             d = os.path.join(base, entry)
             with open(os.path.join(d, "level")) as f:
-                level = f.read().strip()
+                lev = f.read().strip()
             with open(os.path.join(d, "type")) as f:
                 kind = f.read().strip()
-            if level == "2" and kind in ("Unified", "Data"):
+            if lev == str(level) and kind in ("Unified", "Data"):
                 with open(os.path.join(d, "size")) as f:
                     size = f.read().strip()
-                units = {"K": 1024, "M": 1024**2}
                 return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
     except (OSError, ValueError):
         pass
-    return 1024**2
+    return default
 
 
 def best_seconds(fn, repeats: int = 7, min_time: float = 0.02) -> float:
@@ -110,20 +110,25 @@ def best_seconds(fn, repeats: int = 7, min_time: float = 0.02) -> float:
 
 @dataclass
 class Roofline:
-    """Measured ceilings: ``peak[dtype]`` GFLOP/s, ``bw_l2``, ``bw_16m`` and ``bw_mem`` GB/s."""
+    """Measured ceilings: ``peak[dtype]`` GFLOP/s, ``bw_l2``, ``bw_llc`` and ``bw_mem`` GB/s;
+    ``l2`` and ``llc`` are the cache sizes (bytes) that decide which bandwidth bounds an
+    operation."""
 
     peak: dict = field(default_factory=dict)
     bw_l2: float = float("nan")
-    bw_16m: float = float("nan")
+    bw_llc: float = float("nan")
     bw_mem: float = float("nan")
     l2: int = 0
+    llc: int = 0
     mem_bytes: int = 0
     gemm_n: int = 0
 
     @classmethod
     def measure(cls, dtypes=("float64", "float32"), gemm_n: int = 1024, mem_mib: int = 128,
                 repeats: int = 7) -> Roofline:
-        r = cls(l2=l2_bytes(), mem_bytes=mem_mib * 1024**2, gemm_n=gemm_n)
+        l2 = cache_bytes(2, 1024**2)
+        llc = max(cache_bytes(3, 16 * 1024**2), 2 * l2)
+        r = cls(l2=l2, llc=llc, mem_bytes=max(mem_mib * 1024**2, 4 * llc), gemm_n=gemm_n)
         rng = np.random.default_rng(0)
         for dt in dtypes:
             a = rng.standard_normal((gemm_n, gemm_n)).astype(dt)
@@ -132,7 +137,7 @@ class Roofline:
             t = best_seconds(lambda a=a, b=b, c=c: np.matmul(a, b, out=c), repeats)
             r.peak[np.dtype(dt).name] = 2 * gemm_n**3 / t / 1e9
         r.bw_l2 = _dot_bandwidth(r.l2 // 2, repeats)
-        r.bw_16m = _dot_bandwidth(MID, repeats)
+        r.bw_llc = _dot_bandwidth(r.llc // 2, repeats)
         r.bw_mem = _dot_bandwidth(r.mem_bytes, max(3, repeats // 2))
         return r
 
@@ -141,7 +146,8 @@ class Roofline:
         return (
             f"roofline (best of repeats, this run): GEMM peak ({self.gemm_n}^3 matmul) {peaks}"
             f" | read bandwidth (np.dot) {self.bw_l2:.1f} GB/s on {self.l2 // 2 // 1024} KiB "
-            f"(L2 {self.l2 // 1024} KiB), {self.bw_16m:.1f} GB/s on 16 MiB, "
+            f"(L2 {self.l2 // 1024} KiB), {self.bw_llc:.1f} GB/s on {self.llc // 2 // 1024**2} MiB "
+            f"(LLC {self.llc // 1024**2} MiB), "
             f"{self.bw_mem:.1f} GB/s on {self.mem_bytes // 1024**2} MiB\n{thread_info()}"
         )
 
@@ -149,8 +155,8 @@ class Roofline:
         """``(seconds, name)`` of the roofline bound of an operation."""
         if working_set <= self.l2:
             bw, level = self.bw_l2, "L2"
-        elif working_set <= MID:
-            bw, level = self.bw_16m, "16MiB"
+        elif working_set <= self.llc:
+            bw, level = self.bw_llc, "LLC"
         else:
             bw, level = self.bw_mem, "mem"
         t_f = flops / (self.peak[np.dtype(dtype).name] * 1e9)

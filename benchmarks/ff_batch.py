@@ -15,7 +15,7 @@ What is measured: the mean loss and its gradient with respect to every array ove
 
 Everything runs on one thread (``*_NUM_THREADS=1`` before the imports, threadpoolctl,
 ``torch.set_num_threads(1)``). Each figure is the median over ``--repeats`` rounds, the
-implementations taking turns in every round (each round starting with the next one; torch
+implementations taking turns in every round in a shuffled order (``benchmarks/_timing.py``; torch
 reads pacsim's arrays in place). The roofline columns come from
 ``benchmarks/_roofline.py`` (GEMM peak and bandwidths measured at the start of the same run):
 pacsim's achieved GFLOP/s and its fraction of the bound (flops counted from the products:
@@ -35,14 +35,13 @@ from _threads import optional_torch, set_threads
 set_threads(1)
 
 import argparse
-import statistics
 import sys
-import time
 from importlib.metadata import version
 
 import numba
 import numpy as np
 from _roofline import Roofline, limit_threads
+from _timing import median_times
 
 from pacsim.models import ff
 
@@ -166,17 +165,7 @@ def bench(arch, m, n, dtype, repeats):
     if torch is not None:
         w, Xt, Yt = torch_setup(p, X, Y)
         impls["torch autograd"] = lambda: torch_grad(arch, w, Xt, Yt)
-    for f in impls.values():  # warm up (compile, allocate)
-        f()
-    times = {k: [] for k in impls}
-    names = list(impls)
-    for r in range(repeats):  # turns in every round, each round starting one further along
-        for k in names[r % len(names):] + names[:r % len(names)]:
-            f = impls[k]
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return median_times(impls, repeats)
 
 
 def main(argv=None):

@@ -18,7 +18,7 @@ timing, the full results are compared off the diagonal. Each figure is the media
 ``--repeats`` runs (``--numpy-repeats`` for the slower twin); the ratio is NumPy over pacsim.
 
 The header also gives the machine's ceilings measured in the same run
-(``benchmarks/_roofline.py``: GEMM peak, L2/16 MiB/memory read bandwidth). The kernel Gram
+(``benchmarks/_roofline.py``: GEMM peak, L2/last-level cache/memory read bandwidth). The kernel Gram
 matrices are elementwise arc-cosine recursions over pairs (a few dozen flops and one ``arccos``
 or ``sqrt`` per pair and cell) on top of one Gram product of the inputs, so neither GEMM nor a
 bandwidth bounds them: each line prints the pairs (cells) per second instead, with the output

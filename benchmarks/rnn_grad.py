@@ -15,9 +15,10 @@ trained, full BPTT) from weights of :func:`pacsim.models.rnn.init_params`:
 
 Everything runs on one thread (``*_NUM_THREADS=1`` before the imports, threadpoolctl,
 ``torch.set_num_threads(1)``); every figure is the median over ``--repeats`` rounds, the
-implementations taking turns in every round. Roofline (``benchmarks/_roofline.py``, ceilings
-measured at the start of the same run), dense count: ``2 n m^2 (3L - 4)`` flops (``L - 1``
-forward and ``L - 2`` backward products with ``W``, and the gradient ``sum_t D_t^T H_{t-1}``),
+implementations taking turns in every round in a shuffled order (``_timing.py``). Roofline
+(``benchmarks/_roofline.py``, ceilings measured at the start of the same run), dense count:
+``2 n m^2 (3L - 4)`` flops (``L - 1`` forward and ``L - 2`` backward products with ``W``,
+and the gradient ``sum_t D_t^T H_{t-1}``),
 ``m^2 (2L - 2) + 4 L n m`` elements moved (``W`` read by every product, its gradient written;
 the states and their gradients written and read), working set ``2 m^2 + 2 L n m`` elements.
 The ReLU kernels skip closed units, so a batch-1 fraction of the dense bound can pass 100%.
@@ -35,13 +36,12 @@ from _threads import optional_torch, set_threads
 set_threads(1)
 
 import argparse
-import statistics
 import sys
-import time
 
 import numba
 import numpy as np
 from _roofline import Roofline, limit_threads
+from _timing import median_times
 
 from pacsim.models import rnn
 
@@ -102,19 +102,6 @@ def counts(m, n, itemsize):
     return flops, nbytes, itemsize * (2 * m * m + 2 * L * n * m)
 
 
-def bench(impls, repeats):
-    for f in impls.values():
-        f()
-    times = {k: [] for k in impls}
-    names = list(impls)
-    for r in range(repeats):
-        for k in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter()
-            impls[k]()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -149,7 +136,7 @@ def main(argv=None):
         if torch is not None:
             tt = torch_setup(p, X, Y)
             impls["torch"] = lambda tt=tt: torch_grad(*tt)
-        t = bench(impls, args.repeats)
+        t = median_times(impls, args.repeats)
         cells = []
         for k, w in (("per-sample", 13), ("torch", 17)):
             cells.append(f"{1e3 * t[k]:>{w}.2f} {t[k] / t['pacsim']:>5.2f}" if k in t
