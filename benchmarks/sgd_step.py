@@ -228,15 +228,20 @@ def median_us_per_step(impls, order, repeats):
     ``impls`` maps a name to ``(sgd, reset)``: ``sgd(order)`` runs the steps and ``reset()``
     restores the initial weights before every repeat, outside the timed region. Two untimed
     steps of each first warm up (compile pacsim, load torch kernels). The repeats interleave
-    the implementations (one of each per round), so a change of load on a shared machine
-    falls on all of them alike and the ratios stay fair.
+    the implementations (one of each per round, in a seeded shuffled order: ``_timing.py``),
+    so a change of load on a shared machine falls on all of them alike and the ratios stay
+    fair.
     """
     times = {name: [] for name in impls}
     for sgd, reset in impls.values():
         reset()
         sgd(order[:2])
+    names = list(impls)
+    rng = np.random.default_rng(0)
     for _ in range(repeats):
-        for name, (sgd, reset) in impls.items():
+        for i in rng.permutation(len(names)):
+            name = names[i]
+            sgd, reset = impls[name]
             reset()
             t0 = time.perf_counter()
             sgd(order)
